@@ -1,0 +1,9 @@
+// tapegrad's autodiff: everything in one include.
+#pragma once
+
+#include <autodiff/error.hpp>
+#include <autodiff/gradcheck.hpp>
+#include <autodiff/rules.hpp>
+#include <autodiff/subgradient.hpp>
+#include <autodiff/tape.hpp>
+#include <autodiff/var.hpp>

@@ -1,0 +1,269 @@
+#include <autodiff/tape.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <fmt/format.h>
+
+namespace tg {
+
+namespace detail {
+
+constinit thread_local Tape* tls_active_tape = nullptr;
+
+Tape& init_thread_tape() {
+  thread_local Tape own;
+  tls_active_tape = &own;
+  return own;
+}
+
+void throw_tape_full() {
+  throw TapeError(fmt::format(
+      "tape is full: a recording holds at most {} variables and {} operands; reset the tape or "
+      "split the computation",
+      std::numeric_limits<Index>::max() - 1, std::numeric_limits<Index>::max() - 1));
+}
+
+Arena::~Arena() {
+  for (const Block& b : blocks_) ::operator delete(b.data, std::align_val_t{64});
+}
+
+std::size_t Arena::capacity() const noexcept {
+  std::size_t c = 0;
+  for (const Block& b : blocks_) c += b.size;
+  return c;
+}
+
+void* Arena::allocate_slow(std::size_t bytes, std::size_t align) {
+  // Move on to the next kept block that fits; allocate a new, larger one when none does.
+  while (++current_ < blocks_.size()) {
+    offset_ = 0;
+    if (bytes <= blocks_[current_].size) return allocate(bytes, align);
+  }
+  const std::size_t last = blocks_.empty() ? 0 : blocks_.back().size;
+  const std::size_t size = std::max<std::size_t>({std::size_t{1} << 16, 2 * last, bytes + 64});
+  auto* data = static_cast<std::byte*>(::operator new(size, std::align_val_t{64}));
+  blocks_.push_back({data, size});
+  ++allocations_;
+  current_ = blocks_.size() - 1;
+  offset_ = 0;
+  return allocate(bytes, align);
+}
+
+}  // namespace detail
+
+namespace {
+std::atomic<std::uint32_t> next_epoch{1};
+
+std::uint32_t fresh_epoch() {
+  std::uint32_t e = next_epoch.fetch_add(1, std::memory_order_relaxed);
+  if (e == 0) e = next_epoch.fetch_add(1, std::memory_order_relaxed);  // 0 marks constants
+  return e;
+}
+}  // namespace
+
+Tape::Tape() : epoch_(fresh_epoch()) {
+  push_input();  // statement 0: the sink that constants point to
+}
+
+Tape::~Tape() { destroy_callbacks(); }
+
+void Tape::destroy_callbacks() noexcept {
+  for (std::size_t c = callbacks_.size(); c-- > 0;) {
+    if (callbacks_[c].destroy != nullptr) callbacks_[c].destroy(callbacks_[c].state);
+  }
+  callbacks_.clear();
+}
+
+void Tape::reset() {
+  destroy_callbacks();
+  ends_.clear();
+  operands_.clear();
+  partials_.clear();
+  kink_events_.clear();
+  anomaly_names_.clear();
+  arena_.reset();
+  epoch_ = fresh_epoch();
+  swept_epoch_ = 0;
+  swept_from_ = 0;
+  swept_stop_ = 0;
+  push_input();
+}
+
+Index Tape::push(std::span<const Index> operands, std::span<const double> partials) {
+  if (operands.size() != partials.size()) {
+    throw ValueError(fmt::format("Tape::push: {} operands but {} partials", operands.size(),
+                                 partials.size()));
+  }
+  reserve_statement(operands.size());
+  for (std::size_t k = 0; k < operands.size(); ++k) {
+    if (operands[k] != 0) put(operands[k], partials[k]);
+  }
+  return finish_statement();
+}
+
+void Tape::add_callback(const Callback& c) {
+  try {
+    callbacks_.push(c, kMaxIndex, &detail::throw_tape_full);
+  } catch (...) {
+    if (c.destroy != nullptr) c.destroy(c.state);
+    throw;
+  }
+}
+
+void Tape::note_kink(Kink k, std::uint64_t count) {
+  if (count == 0) return;
+  kink_events_.push({static_cast<Index>(ends_.size() - 1), k, count}, kMaxIndex,
+                    &detail::throw_tape_full);
+}
+
+TapeStats Tape::stats() const noexcept {
+  TapeStats s;
+  s.statements = ends_.size();
+  s.operands = operands_.size();
+  s.recording_bytes = ends_.size() * sizeof(Index) + operands_.size() * (sizeof(Index) + sizeof(double));
+  s.adjoint_bytes = adjoints_.size() * sizeof(double);
+  s.arena_bytes = arena_.used();
+  s.callbacks = callbacks_.size();
+  s.heap_allocations = ends_.allocations() + operands_.allocations() + partials_.allocations() +
+                       adjoints_.allocations() + callbacks_.allocations() +
+                       kink_events_.allocations() + anomaly_names_.allocations() +
+                       arena_.allocations();
+  return s;
+}
+
+void Tape::sweep_statements(Index from, Index down_to) {
+  // The hot loop: statement s hands its adjoint to its operands.
+  double* adj = adjoints_.data();
+  const Index* ends = ends_.data();
+  const Index* ops = operands_.data();
+  const double* d = partials_.data();
+  for (Index s = from; s > down_to; --s) {
+    const double a = adj[s];
+    for (Index k = ends[s - 1], e = ends[s]; k < e; ++k) adj[ops[k]] += d[k] * a;
+  }
+}
+
+void Tape::sweep_statements_checked(Index from, Index down_to) {
+  for (Index s = from; s > down_to; --s) {
+    const double a = adjoints_[s];
+    for (Index k = ends_[s - 1], e = ends_[s]; k < e; ++k) {
+      const double contribution = partials_[k] * a;
+      adjoints_[operands_[k]] += contribution;
+      if (!std::isfinite(adjoints_[operands_[k]]) && std::isfinite(a)) [[unlikely]] {
+        report_anomaly(statement_name(s), "backward",
+                       fmt::format("adjoint contribution {} = partial {} * adjoint {} to variable "
+                                   "{} (statement {})",
+                                   contribution, partials_[k], a, operands_[k], s));
+      }
+    }
+  }
+}
+
+void Tape::sweep(Index output, double seed, Index stop) {
+  if (output >= ends_.size()) {
+    throw TapeError(fmt::format("backward: variable {} is not on this recording (it has {})",
+                                output, ends_.size()));
+  }
+  stop = std::min(stop, output);
+  adjoints_.resize_uninitialized(static_cast<std::size_t>(output) + 1, kMaxIndex + 1,
+                                 &detail::throw_tape_full);
+  std::memset(adjoints_.data(), 0, adjoints_.size() * sizeof(double));
+  adjoints_[output] = seed;
+  ++sweep_id_;
+  swept_epoch_ = epoch_;
+  swept_from_ = output;
+  swept_stop_ = stop;
+
+  // Closures recorded at positions <= output run, interleaved with the statements: a closure at
+  // position p runs after statement p + 1 and before statement p.
+  const Callback* cb = callbacks_.data();
+  std::size_t c = static_cast<std::size_t>(
+      std::upper_bound(cb, cb + callbacks_.size(), output,
+                       [](Index v, const Callback& x) { return v < x.position; }) -
+      cb);
+  Index s = output;
+  for (;;) {
+    const Index next = c > 0 ? std::max(cb[c - 1].position, stop) : stop;
+    if (anomaly_) [[unlikely]] {
+      sweep_statements_checked(s, next);
+    } else {
+      sweep_statements(s, next);
+    }
+    s = next;
+    if (c > 0 && cb[c - 1].position >= stop) {
+      --c;
+      cb[c].run(cb[c].state, *this);
+      continue;
+    }
+    break;
+  }
+
+  for (std::size_t e = 0; e < kink_events_.size(); ++e) {
+    const KinkEvent& ev = kink_events_[e];
+    if (ev.position >= stop && ev.position <= output) kink_hits_[ev.kink] += ev.count;
+  }
+}
+
+double Tape::gradient_of(Index i, std::uint32_t epoch) const {
+  check_epoch(epoch, "grad");
+  if (swept_epoch_ != epoch_) {
+    throw TapeError("grad: no backward sweep has run on this recording yet; call backward() on "
+                    "the output first");
+  }
+  if (i != 0 && i < swept_stop_) {
+    throw TapeError(fmt::format(
+        "grad: the last sweep (tg::gradient) stopped at variable {}, above variable {}; use "
+        "backward() for gradients of every variable",
+        swept_stop_, i));
+  }
+  return i <= swept_from_ ? adjoints_[i] : 0.0;
+}
+
+void Tape::check_forward(std::string_view name, double value, std::span<const double> inputs) const {
+  if (std::isfinite(value)) return;
+  for (double x : inputs) {
+    if (!std::isfinite(x)) return;  // not the first: an input already was
+  }
+  std::string args;
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    args += fmt::format("{}{}", k == 0 ? "" : ", ", inputs[k]);
+  }
+  report_anomaly(name, "forward", fmt::format("value {} from finite input(s) ({})", value, args));
+}
+
+void Tape::name_last_statement(std::string_view name) {
+  anomaly_names_.push({static_cast<Index>(ends_.size() - 1), name}, kMaxIndex,
+                      &detail::throw_tape_full);
+}
+
+std::string_view Tape::statement_name(Index s) const {
+  const AnomalyName* b = anomaly_names_.data();
+  const AnomalyName* e = b + anomaly_names_.size();
+  const AnomalyName* it =
+      std::lower_bound(b, e, s, [](const AnomalyName& n, Index v) { return n.statement < v; });
+  if (it != e && it->statement == s) return it->name;
+  return "a primitive recorded outside anomaly mode";
+}
+
+void Tape::report_anomaly(std::string_view name, std::string_view phase,
+                          std::string_view what) const {
+  throw AnomalyError(fmt::format("anomaly: '{}' produced a non-finite value in the {} pass: {}",
+                                 name, phase, what));
+}
+
+void Tape::throw_stale(std::string_view op) const {
+  throw TapeError(fmt::format(
+      "{}: operand belongs to another recording (the tape was reset since it was made, or it comes "
+      "from another tape or thread); record it again",
+      op));
+}
+
+TapeScope::TapeScope(Tape& tape) noexcept : previous_(detail::tls_active_tape) {
+  detail::tls_active_tape = &tape;
+}
+
+TapeScope::~TapeScope() { detail::tls_active_tape = previous_; }
+
+}  // namespace tg

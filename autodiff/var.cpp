@@ -1,0 +1,102 @@
+#include <autodiff/var.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <fmt/format.h>
+
+namespace tg {
+
+Clamp Clamp::make(double lo, double hi, const ClampOptions& o) {
+  if (!(lo <= hi)) {
+    throw ValueError(fmt::format("clamp: needs lo <= hi (neither NaN), got lo = {}, hi = {}", lo, hi));
+  }
+  return {lo, hi, resolve_kink_value(kink, o.at_bound, default_kink_value(kink))};
+}
+
+void Var::backward() const {
+  Tape& t = active_tape();
+  if (is_constant()) {
+    throw TapeError("backward: called on a constant (made under NoGrad or from constants only); "
+                    "nothing was recorded");
+  }
+  t.check_epoch(epoch_, "backward");
+  t.sweep(index_);
+}
+
+double Var::grad() const {
+  if (is_constant()) return 0.0;
+  return active_tape().gradient_of(index_, epoch_);
+}
+
+namespace {
+// Records one statement over the active operands of xs with partial ws[k] (1 when ws is empty).
+Var record_linear(std::string_view name, std::span<const Var> xs, std::span<const double> ws) {
+  Tape& t = active_tape();
+  double y = 0.0;
+  for (std::size_t k = 0; k < xs.size(); ++k) y += ws.empty() ? xs[k].value() : xs[k].value() * ws[k];
+  if (!t.recording()) return Var::constant(y);
+  std::size_t active = 0;
+  for (const Var& x : xs) {
+    if (x.is_constant()) continue;
+    t.check_epoch(x.epoch(), name);
+    ++active;
+  }
+  if (active == 0) return Var::constant(y);
+  // Operands go straight into the statement stream: no scratch buffers.
+  Tape::StatementWriter w = t.begin_statement(active);
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    if (!xs[k].is_constant()) w.put(xs[k].index(), ws.empty() ? 1.0 : ws[k]);
+  }
+  const Index i = w.finish();
+  if (t.anomaly()) [[unlikely]] {
+    if (!std::isfinite(y)) t.report_anomaly(name, "forward", fmt::format("value {}", y));
+    t.name_last_statement(name);
+  }
+  return Var::recorded(y, i, t.epoch());
+}
+}  // namespace
+
+Var sum(std::span<const Var> xs) { return record_linear("sum", xs, {}); }
+
+Var dot(std::span<const Var> xs, std::span<const double> ws) {
+  if (xs.size() != ws.size()) {
+    throw ShapeError(fmt::format("dot: {} variables but {} weights", xs.size(), ws.size()));
+  }
+  return record_linear("dot", xs, ws);
+}
+
+void gradient(const Var& f, std::span<const Var> xs, std::span<double> out) {
+  if (xs.size() != out.size()) {
+    throw ShapeError(fmt::format("gradient: {} inputs but room for {} results", xs.size(), out.size()));
+  }
+  std::fill(out.begin(), out.end(), 0.0);
+  if (f.is_constant()) return;
+  Tape& t = active_tape();
+  t.check_epoch(f.epoch(), "gradient (output)");
+  Index stop = f.index();
+  for (const Var& x : xs) {
+    if (x.is_constant()) continue;
+    t.check_epoch(x.epoch(), "gradient (input)");
+    stop = std::min(stop, x.index());
+  }
+  t.sweep(f.index(), 1.0, stop);
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    if (!xs[k].is_constant()) out[k] = t.adjoint(xs[k].index());
+  }
+}
+
+std::vector<double> gradient(const Var& f, std::span<const Var> xs) {
+  std::vector<double> out(xs.size());
+  gradient(f, xs, out);
+  return out;
+}
+
+Jacobian jacobian(std::span<const Var> outputs, std::span<const Var> inputs) {
+  Jacobian j{outputs.size(), inputs.size(), std::vector<double>(outputs.size() * inputs.size())};
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    gradient(outputs[i], inputs, std::span<double>(j.data).subspan(i * inputs.size(), inputs.size()));
+  }
+  return j;
+}
+
+}  // namespace tg
