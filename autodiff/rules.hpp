@@ -286,8 +286,8 @@ struct AbsOptions {
 };
 
 /// abs(a) = |a|.
-/// d/da = 1 for a > 0;  -1 for a < 0;  at_zero for a = 0 (default 0 = sign(0), as PyTorch, JAX,
-/// TensorFlow).
+/// d/da = 1 for a > 0;  -1 for a < 0;  at_zero for a = 0 (default 0 = sign(0), as PyTorch and
+/// TensorFlow; JAX takes 1, its abs JVP being select(x >= 0, g, -g)).
 struct Abs {
   static constexpr std::string_view name = "abs";
   static constexpr Kink kink = Kink::abs;
