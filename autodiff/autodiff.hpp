@@ -7,3 +7,5 @@
 #include <autodiff/subgradient.hpp>
 #include <autodiff/tape.hpp>
 #include <autodiff/var.hpp>
+#include <autodiff/tensor.hpp>
+#include <autodiff/tensor_ops.hpp>
