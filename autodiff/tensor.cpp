@@ -27,12 +27,6 @@ Shape::Shape(std::span<const std::int64_t> dims) {
   rank_ = dims.size();
 }
 
-std::int64_t Shape::numel() const noexcept {
-  std::int64_t n = 1;
-  for (std::size_t i = 0; i < rank_; ++i) n *= dims_[i];
-  return n;
-}
-
 std::size_t Shape::axis(int a, std::string_view op) const {
   const auto r = static_cast<int>(rank_);
   if (a < -r || a >= r) {

@@ -53,7 +53,11 @@ class Shape {
   std::size_t rank() const noexcept { return rank_; }
   std::int64_t operator[](std::size_t i) const noexcept { return dims_[i]; }
   std::span<const std::int64_t> dims() const noexcept { return {dims_.data(), rank_}; }
-  std::int64_t numel() const noexcept;
+  std::int64_t numel() const noexcept {
+    std::int64_t n = 1;
+    for (std::size_t i = 0; i < rank_; ++i) n *= dims_[i];
+    return n;
+  }
   /// Extent of axis `axis`, negative counting from the end; throws tg::ShapeError when out of range.
   std::int64_t size(int axis) const;
   /// Normalises a possibly negative axis; throws tg::ShapeError naming `op` when out of range.

@@ -142,7 +142,8 @@ void SGD::update(std::size_t i, Tensor& p, const Tensor& g, std::int64_t) {
       using T = std::remove_pointer_t<decltype(w)>;
       const T a = static_cast<T>(lr);
       const T d = static_cast<T>(wd);
-      for (std::int64_t k = 0; k < p.numel(); ++k) w[k] -= a * (dw[k] + d * w[k]);  // W* = W - alpha dE/dW
+      const std::int64_t n = p.numel();
+      for (std::int64_t k = 0; k < n; ++k) w[k] -= a * (dw[k] + d * w[k]);  // W* = W - alpha dE/dW
     });
     return;
   }
@@ -155,10 +156,12 @@ void SGD::update(std::size_t i, Tensor& p, const Tensor& g, std::int64_t) {
     const T d = static_cast<T>(wd);
     const T mu = static_cast<T>(o_.momentum);
     const T damp = static_cast<T>(1.0 - o_.dampening);
-    for (std::int64_t k = 0; k < p.numel(); ++k) {
+    const bool nesterov = o_.nesterov;
+    const std::int64_t n = p.numel();
+    for (std::int64_t k = 0; k < n; ++k) {
       const T gk = dw[k] + d * w[k];
       m[k] = first ? gk : mu * m[k] + damp * gk;
-      w[k] -= a * (o_.nesterov ? gk + mu * m[k] : m[k]);
+      w[k] -= a * (nesterov ? gk + mu * m[k] : m[k]);
     }
   });
 }
@@ -193,9 +196,11 @@ void Adam::update(std::size_t i, Tensor& p, const Tensor& g, std::int64_t t) {
     const T eps = static_cast<T>(o_.eps);
     const T wd = static_cast<T>(o_.weight_decay);
     const T decay = static_cast<T>(lr * o_.weight_decay);
-    for (std::int64_t k = 0; k < p.numel(); ++k) {
+    const bool decoupled = decoupled_;
+    const std::int64_t n = p.numel();
+    for (std::int64_t k = 0; k < n; ++k) {
       T gk = dw[k];
-      if (decoupled_) w[k] -= decay * w[k];
+      if (decoupled) w[k] -= decay * w[k];
       else gk += wd * w[k];
       m[k] = b1 * m[k] + (T(1) - b1) * gk;
       v[k] = b2 * v[k] + (T(1) - b2) * gk * gk;
