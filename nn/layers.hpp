@@ -22,7 +22,7 @@ struct LinearOptions {
   /// Init::xavier_uniform(). Biases start at zero.
   Init init = Init::kaiming_uniform();
   /// Seed of the initialisation; by default the next seed of tg::nn::manual_seed's generator.
-  std::optional<std::uint64_t> seed;
+  std::optional<std::uint64_t> seed{};
   Dtype dtype = Dtype::f32;
 };
 

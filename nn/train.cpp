@@ -103,12 +103,14 @@ Evaluation evaluate(Module& model, const TensorDataset& data, std::int64_t batch
 }
 
 std::vector<EpochStats> fit(Module& model, Optimizer& optimizer, DataLoader& train, const FitOptions& o) {
-  if (o.epochs < 0) throw ValueError(fmt::format("fit: epochs must be >= 0, got {}", o.epochs));
+  if (o.epochs < 0 || o.first_epoch < 1) {
+    throw ValueError(fmt::format("fit: needs epochs >= 0 and first_epoch >= 1, got {} and {}", o.epochs, o.first_epoch));
+  }
   const bool progress = o.out != nullptr && o.progress.value_or(isatty(fileno(o.out)) != 0);
   const bool classification = train.dataset().is_classification();
   Tape& tape = active_tape();
   std::vector<EpochStats> history;
-  for (int e = 1; e <= o.epochs; ++e) {
+  for (int e = o.first_epoch; e <= o.epochs; ++e) {
     model.train();
     const auto start = Clock::now();
     double loss_sum = 0;

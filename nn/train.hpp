@@ -46,18 +46,21 @@ struct EpochStats {
 
 struct FitOptions {
   int epochs = 10;
+  /// Where to start (1-based), e.g. after resuming from a checkpoint: epochs first_epoch..epochs
+  /// run, and epoch e shuffles as the loader's epoch(e - 1).
+  int first_epoch = 1;
   /// Evaluated after every epoch when given.
   const TensorDataset* validation = nullptr;
   /// Progress bar: default when `out` is a terminal.
-  std::optional<bool> progress;
+  std::optional<bool> progress{};
   /// Per-epoch lines ("epoch 3/10  loss 0.41  acc 0.853 ...") on `out`; nullptr prints nothing.
   std::FILE* out = stdout;
   /// Called after each epoch (a learning-rate schedule's step(), a checkpoint, metrics...).
   std::function<void(const EpochStats&)> on_epoch;
 };
 
-/// Trains `model` with `optimizer` over `train` for options.epochs epochs and returns each epoch's
-/// figures.
+/// Trains `model` with `optimizer` over `train` for epochs first_epoch..epochs and returns each
+/// epoch's figures.
 std::vector<EpochStats> fit(Module& model, Optimizer& optimizer, DataLoader& train, const FitOptions& options = {});
 
 /// Index of the largest logit of each row of a [batch, classes] tensor.
