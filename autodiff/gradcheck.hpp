@@ -49,7 +49,7 @@ struct GradcheckReport {
 using ScalarFunction = std::function<Var(std::span<const Var>)>;
 
 /// Checks f's reverse-mode gradient at x. f is recorded on a private tape, so the caller's active
-/// tape is left alone. Throws tg::ValueError for a non-finite x or non-positive tolerances.
+/// tape is left alone. Throws tg::ValueError for a non-finite x, a step <= 0 or a negative tolerance.
 GradcheckReport gradcheck(const ScalarFunction& f, std::span<const double> x,
                           const GradcheckOptions& options = {});
 
