@@ -106,8 +106,10 @@ bool plot_fields_png(const std::filesystem::path& png, const std::vector<Field>&
     for (std::size_t k = 0; k < f.px.size(); ++k) prow += fmt::format("{} {} {}\n", f.px[k], f.py[k], f.label[k]);
     io::write_file_atomically(pts, prow);
     gp += fmt::format("set title {}\nset xrange [{}:{}]\nset yrange [{}:{}]\n", quote(f.title), f.x0, f.x1, f.y0, f.y1);
-    gp += fmt::format("plot {} using 1:2:3 with image notitle, {} using 1:2:($3 > 0 ? 1 : 0) with points pt 7 ps 0.5 lc palette notitle\n",
-                      quote(grid.string()), quote(pts.string()));
+    // Each point in its class colour inside a black ring, so it shows on a region of its own colour.
+    gp += fmt::format("plot {} using 1:2:3 with image notitle, {} using 1:2 with points pt 7 ps 0.75 lc rgb 'black' notitle, "
+                      "{} using 1:2:($3 > 0 ? 1 : 0) with points pt 7 ps 0.5 lc palette notitle\n",
+                      quote(grid.string()), quote(pts.string()), quote(pts.string()));
   }
   gp += "unset multiplot\n";
   return run_gnuplot(png, gp, dir);
