@@ -178,15 +178,16 @@ struct Softplus {
   template <class T> T derivative(T a, T) const { return T(1) / (T(1) + std::exp(-a)); }
 };
 
-/// gelu(a) = a Phi(a) = a/2 (1 + erf(a / sqrt 2)), the exact (erf) form.
+/// gelu(a) = a Phi(a) = a/2 (1 + erf(a / sqrt 2)), the exact (erf) form, computed as
+/// a/2 erfc(-a / sqrt 2): for a << 0, 1 + erf cancels and would lose the relative accuracy.
 /// d/da = Phi(a) + a phi(a), phi(a) = exp(-a^2/2) / sqrt(2 pi).
 struct Gelu {
   static constexpr std::string_view name = "gelu";
   template <class T> T value(T a) const {
-    return T(0.5) * a * (T(1) + std::erf(a * T(std::numbers::sqrt2 / 2)));
+    return T(0.5) * a * std::erfc(-a * T(std::numbers::sqrt2 / 2));
   }
   template <class T> T derivative(T a, T) const {
-    const T cdf = T(0.5) * (T(1) + std::erf(a * T(std::numbers::sqrt2 / 2)));
+    const T cdf = T(0.5) * std::erfc(-a * T(std::numbers::sqrt2 / 2));
     const T pdf = std::exp(T(-0.5) * a * a) * T(std::numbers::inv_sqrtpi / std::numbers::sqrt2);
     return cdf + a * pdf;
   }

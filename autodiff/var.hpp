@@ -104,8 +104,8 @@ Var apply(const R& rule, const Var& a) {
     return Var::constant(y);
   }
   t.check_epoch(a.epoch(), R::name);
-  detail::note_kink(t, rule, x);
   const Index i = t.push(a.index(), rule.derivative(x, y));
+  detail::note_kink(t, rule, x);  // after the push: the kink event sits at statement i
   if (t.anomaly()) [[unlikely]] t.name_last_statement(R::name);
   return Var::recorded(y, i, t.epoch());
 }
@@ -130,11 +130,11 @@ Var apply(const R& rule, const Var& a, const Var& b) {
   }
   if (!ca) t.check_epoch(a.epoch(), R::name);
   if (!cb) t.check_epoch(b.epoch(), R::name);
-  detail::note_kink(t, rule, x1, x2);
   const std::array<double, 2> d = rule.derivatives(x1, x2, y);
   const Index i = ca   ? t.push(b.index(), d[1])
                   : cb ? t.push(a.index(), d[0])
                        : t.push(a.index(), d[0], b.index(), d[1]);
+  detail::note_kink(t, rule, x1, x2);  // after the push: the kink event sits at statement i
   if (t.anomaly()) [[unlikely]] t.name_last_statement(R::name);
   return Var::recorded(y, i, t.epoch());
 }
