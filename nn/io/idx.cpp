@@ -33,7 +33,8 @@ class GzReader {
   explicit GzReader(const std::filesystem::path& path) : name_(path.string()) {
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);
-    if (!std::filesystem::exists(status)) fail("no such file");
+    if (status.type() == std::filesystem::file_type::not_found) fail("no such file");
+    if (ec) fail(ec.message());  // e.g. permission denied on a directory on the way
     if (std::filesystem::is_directory(status)) fail("is a directory, expected a file");
     errno = 0;
     f_ = gzopen(path.c_str(), "rb");
