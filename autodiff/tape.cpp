@@ -91,6 +91,12 @@ void Tape::reset() {
   push_input();
 }
 
+void Tape::grow_statement(std::size_t n_operands) {
+  ends_.reserve_more(1, kMaxIndex, &detail::throw_tape_full);
+  operands_.reserve_more(n_operands, kMaxIndex, &detail::throw_tape_full);
+  partials_.reserve_more(n_operands, kMaxIndex, &detail::throw_tape_full);
+}
+
 Index Tape::push(std::span<const Index> operands, std::span<const double> partials) {
   if (operands.size() != partials.size()) {
     throw ValueError(fmt::format("Tape::push: {} operands but {} partials", operands.size(),

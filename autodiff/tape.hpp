@@ -195,11 +195,16 @@ class Tape {
     std::string_view name;  // a primitive's static name
   };
 
+  // Room for one statement of n operands: one branch for the three buffers of the stream, the
+  // growing out of line (this runs for every primitive recorded).
   void reserve_statement(std::size_t n_operands) {
-    ends_.reserve_more(1, kMaxIndex, &detail::throw_tape_full);
-    operands_.reserve_more(n_operands, kMaxIndex, &detail::throw_tape_full);
-    partials_.reserve_more(n_operands, kMaxIndex, &detail::throw_tape_full);
+    if (ends_.size() == ends_.capacity() ||
+        operands_.capacity() - operands_.size() < n_operands ||
+        partials_.capacity() - partials_.size() < n_operands) [[unlikely]] {
+      grow_statement(n_operands);
+    }
   }
+  void grow_statement(std::size_t n_operands);
   void put(Index i, double d) noexcept {
     operands_.push_unchecked(i);
     partials_.push_unchecked(d);
