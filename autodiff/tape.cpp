@@ -145,9 +145,14 @@ void Tape::sweep_statements(Index from, Index down_to) {
   const Index* ends = ends_.data();
   const Index* ops = operands_.data();
   const double* d = partials_.data();
-  for (Index s = from; s > down_to; --s) {
+  // Statement s owns operands [ends[s - 1], ends[s]): each end is loaded once, and the indices are
+  // machine words (no 32-bit wrap for the compiler to preserve).
+  std::size_t e = ends[from];
+  for (std::size_t s = from; s > down_to; --s) {
     const double a = adj[s];
-    for (Index k = ends[s - 1], e = ends[s]; k < e; ++k) adj[ops[k]] += d[k] * a;
+    const std::size_t b = ends[s - 1];
+    for (std::size_t k = b; k != e; ++k) adj[ops[k]] += d[k] * a;
+    e = b;
   }
 }
 
