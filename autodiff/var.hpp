@@ -94,7 +94,7 @@ void note_kink(Tape& t, const R& rule, X... x) {
 /// rule.derivative(a, value). This is how every built-in scalar primitive is recorded, and how a
 /// user records their own (see docs/guide.md, "Your own primitive").
 template <UnaryRule R>
-Var apply(const R& rule, const Var& a) {
+inline Var apply(const R& rule, const Var& a) {
   Tape& t = active_tape();
   const double x = a.value();
   const double y = rule.value(x);
@@ -113,7 +113,7 @@ Var apply(const R& rule, const Var& a) {
 /// Records a primitive of two inputs: value rule.value(a, b), partials rule.derivatives(a, b, y).
 /// A constant operand is not recorded.
 template <BinaryRule R>
-Var apply(const R& rule, const Var& a, const Var& b) {
+inline Var apply(const R& rule, const Var& a, const Var& b) {
   Tape& t = active_tape();
   const double x1 = a.value();
   const double x2 = b.value();
