@@ -183,7 +183,11 @@ inline Var sigmoid(const Var& a) { return apply(Sigmoid{}, a); }
 inline Var softplus(const Var& a) { return apply(Softplus{}, a); }
 inline Var gelu(const Var& a) { return apply(Gelu{}, a); }
 
-inline Var relu(const Var& a, const ReluOptions& o = {}) { return apply(Relu::make(o), a); }
+inline Var relu(const Var& a, const ReluOptions& o = {}) {
+  // Away from the kink the rule never reads at_zero: skip resolving it (a thread-local lookup).
+  if (!o.at_zero && a.value() != 0.0) return apply(Relu{}, a);
+  return apply(Relu::make(o), a);
+}
 inline Var leaky_relu(const Var& a, const LeakyReluOptions& o = {}) {
   return apply(LeakyRelu::make(o), a);
 }
