@@ -1,0 +1,336 @@
+// The tape: accumulation, depth, Jacobians, chosen inputs, no-grad, misuse, anomaly mode, user
+// primitives (rules and closures) and one tape per thread. Expected values are worked out by hand.
+#include <array>
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "support/expect_ad.hpp"
+
+using tg::Var;
+using tgtest::tape_error_message;
+
+// ---- Accumulation and depth ---------------------------------------------------------------------
+
+TEST_CASE("a diamond: both paths from x to f add up", "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 3.0;
+  const Var a = x + 1.0, b = x * 2.0;
+  const Var f = a * b;  // (x + 1) 2x: df/dx = 4x + 2
+  REQUIRE(tg::gradient(f, x)[0] == 14.0);
+}
+
+TEST_CASE("a shared subexpression used twice gets both contributions", "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 3.0;
+  const Var u = x * x;
+  const Var f = u * u + u;  // df/dx = (2u + 1) 2x = 19 * 6
+  REQUIRE(tg::gradient(f, x)[0] == 114.0);
+  const Var g = x * x * x;  // x used three times: 3x^2
+  REQUIRE(tg::gradient(g, x)[0] == 27.0);
+}
+
+TEST_CASE("a chain of 10 million operations differentiates without overflowing the stack",
+          "[autodiff][tape][slow]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 1.25;
+  Var y = x;
+  constexpr int kPairs = 5'000'000;  // each pair: y -> -y + 1, so two pairs give y back
+  for (int i = 0; i < kPairs; ++i) y = -y + 1.0;
+  REQUIRE(tape.size() == 2 + 2 * std::size_t{kPairs});
+  REQUIRE(y.value() == 1.25);
+  y.backward();
+  REQUIRE(x.grad() == 1.0);  // (-1)^5,000,000; one lost statement would flip the sign
+}
+
+// ---- Jacobians and chosen inputs ----------------------------------------------------------------
+
+TEST_CASE("jacobian of three outputs matches the hand-derived matrix, without re-recording",
+          "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 2.0, y = 3.0, z = 5.0;
+  const std::array<Var, 3> outputs{x * y, x * x * y, x + y * z};
+  const std::array<Var, 3> inputs{x, y, z};
+  const std::size_t recorded = tape.size();
+  const tg::Jacobian j = tg::jacobian(outputs, inputs);
+  REQUIRE(tape.size() == recorded);
+  REQUIRE(j.rows == 3);
+  REQUIRE(j.cols == 3);
+  // Rows: (y, x, 0), (2xy, x^2, 0), (1, z, y).
+  REQUIRE(j.data == std::vector<double>{3, 2, 0, 12, 4, 0, 1, 5, 3});
+}
+
+TEST_CASE("gradient of chosen inputs: any order, unused inputs and constants get 0",
+          "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 2.0, y = 3.0, z = 5.0, unused = 7.0;
+  const Var f = x * y + tg::sin(z);
+  const auto [dz, dx, du, dc] = tg::gradient(f, z, x, unused, Var::constant(1.0));
+  REQUIRE(dz == std::cos(5.0));
+  REQUIRE(dx == 3.0);
+  REQUIRE(du == 0.0);
+  REQUIRE(dc == 0.0);
+  REQUIRE(tg::gradient(f, y)[0] == 2.0);
+}
+
+TEST_CASE("gradient with mismatched sizes throws ShapeError", "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const std::array<Var, 2> xs{Var(1.0), Var(2.0)};
+  std::array<double, 3> out{};
+  REQUIRE_THROWS_AS(tg::gradient(xs[0] * xs[1], xs, out), tg::ShapeError);
+}
+
+TEST_CASE("after gradient() stops early, grad() of a variable below the stop throws TapeError",
+          "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 2.0, y = 3.0;
+  const Var f = x * y;
+  REQUIRE(tg::gradient(f, y)[0] == 2.0);
+  REQUIRE(y.grad() == 2.0);
+  REQUIRE_THAT(tape_error_message([&] { (void)x.grad(); }), Catch::Contains("stopped"));
+  f.backward();
+  REQUIRE(x.grad() == 3.0);
+}
+
+// ---- No-grad ------------------------------------------------------------------------------------
+
+TEST_CASE("NoGrad computes values, records nothing, and its results are constants",
+          "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 2.0;
+  const std::size_t recorded = tape.size();
+  Var y;
+  {
+    tg::NoGrad outer;
+    { tg::NoGrad inner; }
+    REQUIRE_FALSE(tape.recording());
+    y = tg::exp(x) * x + 1.0;
+  }
+  REQUIRE(tape.recording());
+  REQUIRE(tape.size() == recorded);
+  REQUIRE(y.is_constant());
+  REQUIRE(y.value() == std::exp(2.0) * 2.0 + 1.0);
+  const Var f = y * x;
+  f.backward();
+  REQUIRE(x.grad() == y.value());
+  REQUIRE(y.grad() == 0.0);
+  REQUIRE_THROWS_AS(y.backward(), tg::TapeError);
+}
+
+// ---- Misuse -------------------------------------------------------------------------------------
+
+TEST_CASE("a Var used after its tape was reset throws TapeError, never reads garbage",
+          "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 2.0;
+  const Var f = x * x;
+  f.backward();
+  tape.reset();
+  const Var fresh = 1.0;
+  REQUIRE_THAT(tape_error_message([&] { (void)x.grad(); }),
+               Catch::StartsWith("grad:") && Catch::Contains("reset"));
+  REQUIRE_THAT(tape_error_message([&] { (void)(x * fresh); }), Catch::StartsWith("mul:"));
+  REQUIRE_THAT(tape_error_message([&] { f.backward(); }), Catch::StartsWith("backward:"));
+  REQUIRE_THAT(tape_error_message([&] { (void)tg::gradient(fresh * 2.0, x); }),
+               Catch::StartsWith("gradient (input):"));
+}
+
+TEST_CASE("a Var recorded on another thread's tape throws TapeError", "[autodiff][tape]") {
+  Var foreign;
+  std::thread([&] { foreign = Var(2.0) * 3.0; }).join();
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 1.0;
+  REQUIRE_THAT(tape_error_message([&] { (void)(x + foreign); }),
+               Catch::StartsWith("add:") && Catch::Contains("another tape or thread"));
+  REQUIRE_THAT(tape_error_message([&] { (void)foreign.grad(); }), Catch::StartsWith("grad:"));
+}
+
+TEST_CASE("grad() before any backward sweep throws TapeError", "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 2.0;
+  const Var f = x * 3.0;
+  REQUIRE_THAT(tape_error_message([&] { (void)x.grad(); }), Catch::Contains("no backward sweep"));
+  f.backward();
+  REQUIRE(x.grad() == 3.0);
+}
+
+// ---- Anomaly mode -------------------------------------------------------------------------------
+
+TEST_CASE("anomaly mode reports log(-1) in the forward pass, naming log",
+          "[autodiff][tape][anomaly]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = -1.0;
+  REQUIRE(std::isnan(tg::log(x).value()));  // without anomaly mode: NaN, as std::log
+  tg::DetectAnomaly anomaly;
+  REQUIRE_THROWS_AS(tg::log(x), tg::AnomalyError);
+  REQUIRE_THROWS_WITH(tg::log(x), Catch::Contains("'log'") && Catch::Contains("forward"));
+}
+
+TEST_CASE("anomaly mode reports sqrt at 0 in the backward pass, naming sqrt",
+          "[autodiff][tape][anomaly]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 0.0;
+  tg::DetectAnomaly anomaly;
+  const Var f = tg::sqrt(x) * 2.0;  // forward finite: sqrt(0) = 0
+  REQUIRE(f.value() == 0.0);
+  REQUIRE_THROWS_AS(f.backward(), tg::AnomalyError);
+  REQUIRE_THROWS_WITH(f.backward(), Catch::Contains("'sqrt'") && Catch::Contains("backward"));
+}
+
+TEST_CASE("anomaly mode blames only the first primitive: a NaN input is not reported again",
+          "[autodiff][tape][anomaly]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var y = tg::log(Var(-1.0));  // NaN, recorded outside anomaly mode
+  tg::DetectAnomaly anomaly;
+  REQUIRE(std::isnan(tg::exp(y).value()));
+}
+
+// ---- User primitives ----------------------------------------------------------------------------
+
+namespace {
+/// cube(a) = a^3.  d/da = 3 a^2.
+struct Cube {
+  static constexpr std::string_view name = "cube";
+  double value(double a) const { return a * a * a; }
+  double derivative(double a, double) const { return 3 * a * a; }
+};
+
+/// hypot(a, b) = sqrt(a^2 + b^2).  d/da = a / y, d/db = b / y.
+struct Hypot {
+  static constexpr std::string_view name = "hypot";
+  double value(double a, double b) const { return std::hypot(a, b); }
+  std::array<double, 2> derivatives(double a, double b, double y) const { return {a / y, b / y}; }
+};
+}  // namespace
+
+TEST_CASE("a user primitive of one input, a rule struct recorded with tg::apply",
+          "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 2.0;
+  const Var f = tg::apply(Cube{}, x) * 2.0;
+  REQUIRE(f.value() == 16.0);
+  REQUIRE(tg::gradient(f, x)[0] == 24.0);
+  tgtest::expect_ad(
+      "cube", [](const Var& a) { return tg::apply(Cube{}, a); },
+      [](double a) { return std::pow(a, 3.0); }, {.domain = {{-3, 3}}});
+}
+
+TEST_CASE("a user primitive of two inputs, a rule struct recorded with tg::apply",
+          "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var a = 3.0, b = 4.0;
+  const Var f = tg::apply(Hypot{}, a, b);
+  REQUIRE(f.value() == 5.0);
+  REQUIRE(tg::gradient(f, a, b) == std::array<double, 2>{3.0 / 5.0, 4.0 / 5.0});
+  tgtest::expect_ad(
+      "hypot", [](const Var& p, const Var& q) { return tg::apply(Hypot{}, p, q); },
+      [](double p, double q) { return std::sqrt(p * p + q * q); },
+      {.domain = {{0.5, 3}, {-3, -0.5}}, .value_rtol = 1e-15});
+}
+
+namespace {
+// A primitive recorded as a backward closure: y = 3a. The closure adds 3 adjoint(y) to a.
+Var triple(const Var& a, int& runs) {
+  tg::Tape& t = tg::active_tape();
+  const tg::Index out = t.push_input();
+  t.record_backward([from = a.index(), out, &runs](tg::Tape& tape) {
+    ++runs;
+    tape.add_adjoint(from, 3.0 * tape.adjoint(out));
+  });
+  return Var::recorded(3.0 * a.value(), out, t.epoch());
+}
+}  // namespace
+
+TEST_CASE("record_backward closures run interleaved with statements, in reverse order",
+          "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  int runs = 0;
+  const Var x = 2.0;
+  const Var a = x * x;                // 4
+  const Var c = triple(a, runs);      // 12: its closure must wait for the adjoint from c * x below
+  const Var d = c * x + a;            // 3x^3 + x^2 = 28
+  const Var f = d * triple(d, runs);  // 3 d^2: df/dx = 6 d (9x^2 + 2x) = 168 * 40
+  REQUIRE(f.value() == 2352.0);
+  f.backward();
+  REQUIRE(x.grad() == 6720.0);
+  REQUIRE(runs == 2);
+  REQUIRE(tg::gradient(f, x)[0] == 6720.0);
+  REQUIRE(runs == 4);
+}
+
+TEST_CASE("a closure's captured state is destroyed when the tape is reset", "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const auto state = std::make_shared<int>(0);
+  tape.record_backward([state](tg::Tape&) { ++*state; });
+  REQUIRE(state.use_count() == 2);
+  tape.reset();
+  REQUIRE(state.use_count() == 1);
+}
+
+// ---- One tape per thread ------------------------------------------------------------------------
+
+namespace {
+// Differentiates f on this thread's own tape `rounds` times at moving points; returns how many
+// gradients differ from the hand-derived ones.
+template <class F, class DF>
+int differentiate_many(F f, DF df, std::atomic<int>& ready, int rounds) {
+  ready.fetch_add(1);
+  while (ready.load() < 2) std::this_thread::yield();  // start together
+  int mismatches = 0;
+  for (int i = 0; i < rounds; ++i) {
+    const double xv = 0.5 + 1e-3 * i, yv = 1.5 - 1e-3 * i;
+    const Var x = xv, y = yv;
+    if (tg::gradient(f(x, y), x, y) != df(xv, yv)) ++mismatches;
+    tg::active_tape().reset();
+  }
+  return mismatches;
+}
+}  // namespace
+
+TEST_CASE("two threads differentiating different functions at once both get exact gradients",
+          "[autodiff][tape][thread]") {
+  using Pair = std::array<double, 2>;
+  std::atomic<int> ready{0};
+  constexpr int kRounds = 20000;
+  int bad_a = -1, bad_b = -1;
+  std::thread a([&] {
+    bad_a = differentiate_many([](const Var& x, const Var& y) { return x * x * y; },
+                               [](double x, double y) {
+                                 return Pair{2 * x * y, x * x};
+                               },
+                               ready, kRounds);
+  });
+  std::thread b([&] {
+    bad_b =
+        differentiate_many([](const Var& x, const Var& y) { return tg::sin(x) * y + tg::exp(y); },
+                           [](double x, double y) {
+                             return Pair{y * std::cos(x), std::sin(x) + std::exp(y)};
+                           },
+                           ready, kRounds);
+  });
+  a.join();
+  b.join();
+  REQUIRE(bad_a == 0);
+  REQUIRE(bad_b == 0);
+}
