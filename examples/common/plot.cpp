@@ -65,7 +65,7 @@ bool plot_png(const std::filesystem::path& png, const std::vector<Panel>& panels
   int file = 0;
   for (const Panel& p : panels) {
     gp += fmt::format("set title {}\nset xlabel {}\nset ylabel {}\n{}\n", quote(p.title), quote(p.xlabel),
-                      quote(p.ylabel), p.log_y ? "set logscale y" : "unset logscale y");
+                      quote(p.ylabel), p.log_y ? "set logscale y\nset format y '%.0e'" : "unset logscale y\nset format y '% h'");
     std::string plot = "plot ";
     for (std::size_t s = 0; s < p.series.size(); ++s) {
       const Series& series = p.series[s];
