@@ -140,15 +140,48 @@ TapeStats Tape::stats() const noexcept {
 }
 
 void Tape::sweep_statements(Index from, Index down_to) {
-  // The hot loop: statement s hands its adjoint to its operands.
+  // The hot loop: statement s hands its adjoint to its operands, [ends[s - 1], ends[s]) (each end
+  // is loaded once; indices are machine words).
+  //
+  // In a chain of statements (a running sum, x = f(x) repeated) each adjoint is the one the
+  // previous statement just added to; through memory that is a store-to-load round trip on the
+  // critical path of every statement. So the adjoints of the two statements below s live in
+  // registers (r1: s - 1, r2: s - 2) from the moment every statement above them has run; the
+  // contributions to them are added there, in the same order as through memory (same results, bit
+  // for bit), and each is written back when its own statement comes up.
   double* adj = adjoints_.data();
   const Index* ends = ends_.data();
   const Index* ops = operands_.data();
   const double* d = partials_.data();
-  // Statement s owns operands [ends[s - 1], ends[s]): each end is loaded once, and the indices are
-  // machine words (no 32-bit wrap for the compiler to preserve).
-  std::size_t e = ends[from];
-  for (std::size_t s = from; s > down_to; --s) {
+  std::size_t s = from;
+  std::size_t e = ends[s];
+  if (s >= std::size_t{down_to} + 3) {
+    double a = adj[s];
+    double r1 = adj[s - 1];
+    double r2 = adj[s - 2];
+    for (; s > std::size_t{down_to} + 2; --s) {
+      const std::size_t b = ends[s - 1];
+      for (std::size_t k = b; k != e; ++k) {
+        const std::size_t j = ops[k];
+        const double c = d[k] * a;
+        if (j == s - 1) {
+          r1 += c;
+        } else if (j == s - 2) {
+          r2 += c;
+        } else {
+          adj[j] += c;
+        }
+      }
+      e = b;
+      adj[s - 1] = r1;  // final: every statement above s - 1 has run
+      a = r1;
+      r1 = r2;
+      r2 = adj[s - 3];  // statement s's stores to it are done
+    }
+    adj[s - 1] = r1;
+    adj[s - 2] = r2;
+  }
+  for (; s > down_to; --s) {
     const double a = adj[s];
     const std::size_t b = ends[s - 1];
     for (std::size_t k = b; k != e; ++k) adj[ops[k]] += d[k] * a;
