@@ -1,0 +1,77 @@
+// Shared pieces of the scalar benchmark: the list of workloads, the registration entry point of
+// each tool (one translation unit per tool, so the peers' headers never meet), and the common
+// shape of a timed gradient.
+#pragma once
+
+#include "workloads.hpp"
+
+#include <benchmark/benchmark.h>
+
+#include <array>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace tgbench {
+
+/// The workloads in the order they run and are reported.
+inline constexpr std::array<std::string_view, 6> kWorkloads = {
+    Sumsq::name, Logsumexp::name, Rosenbrock::name, NormalLpdf::name, ReluMlp::name, Chain::name};
+
+/// Calls f with a freshly built workload object of the given name.
+template <class F>
+void with_workload(std::string_view name, F&& f) {
+  if (name == Sumsq::name) std::forward<F>(f)(Sumsq{});
+  else if (name == Logsumexp::name) std::forward<F>(f)(Logsumexp{});
+  else if (name == Rosenbrock::name) std::forward<F>(f)(Rosenbrock{});
+  else if (name == NormalLpdf::name) std::forward<F>(f)(NormalLpdf{});
+  else if (name == ReluMlp::name) std::forward<F>(f)(ReluMlp{});
+  else if (name == Chain::name) std::forward<F>(f)(Chain{});
+}
+
+/// Registers benchmark "<workload>/<tool>" running body(state, w) on its own copy of the workload.
+/// The chain also reports its time per operation ("time/op", in seconds: 5n is 5 ns).
+template <class W, class Body>
+void register_gradient(const W& w, std::string_view tool, Body body) {
+  benchmark::RegisterBenchmark(
+      (std::string(W::name) + "/" + std::string(tool)).c_str(),
+      [w, body](benchmark::State& state) {
+        body(state, w);
+        if constexpr (std::is_same_v<W, Chain>) {
+          state.counters["time/op"] = benchmark::Counter(
+              static_cast<double>(Chain::ops),
+              benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+        }
+      })
+      ->Unit(std::is_same_v<W, Chain> ? benchmark::kNanosecond : benchmark::kMicrosecond);
+}
+
+/// Checks a tool's gradient against the hand-written adjoint before timing it; a wrong gradient
+/// skips the benchmark with the error. Returns false then.
+template <class W>
+bool check_gradient(benchmark::State& state, const W& w, std::span<const double> g) {
+  std::vector<double> expected(w.point.size());
+  w.adjoint(w.point, expected);
+  const double err = gradient_error(g, expected);
+  if (!(err <= kGradientTolerance)) {
+    state.SkipWithError(("gradient differs from the hand-written adjoint by " +
+                         std::to_string(err) + " (relative)").c_str());
+    return false;
+  }
+  return true;
+}
+
+// One per tool; each registers its benchmark of the named workload.
+void register_hand(std::string_view workload);
+void register_tapegrad(std::string_view workload);
+#ifdef TAPEGRAD_BENCH_HAVE_SACADO
+void register_sacado(std::string_view workload);
+#endif
+#ifdef TAPEGRAD_BENCH_HAVE_ADOLC
+void register_adolc(std::string_view workload);
+#endif
+
+}  // namespace tgbench

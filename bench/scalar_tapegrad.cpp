@@ -1,0 +1,86 @@
+// tapegrad: each workload recorded with tg::Var as a user writes it, then one reverse sweep.
+// A timed iteration is a full gradient: set the inputs, record, backward, read the gradients into
+// a vector, reset the tape.
+#include "scalar.hpp"
+
+#include <autodiff/var.hpp>
+
+#include <vector>
+
+namespace tgbench {
+namespace {
+
+struct TapegradTool {
+  using Scalar = tg::Var;
+  static tg::Var relu(const tg::Var& a) { return tg::relu(a); }
+};
+
+/// relu_mlp as a user who knows tg::dot writes it: each hidden unit's W1 row times the fixed x is
+/// one statement of 64 operands instead of 64 products and 64 sums.
+struct ReluMlpDot : ReluMlp {
+  template <class Tool, class T = typename Tool::Scalar>
+  T record(std::span<const std::type_identity_t<T>> p) const {
+    T f = p[b2];
+    for (std::size_t j = 0; j < width; ++j) {
+      const T h = tg::dot(p.subspan(w1 + j * width, width), x) + p[b1 + j];
+      f += p[w2 + j] * tg::relu(h);
+    }
+    return f;
+  }
+};
+
+template <class W>
+void gradient(benchmark::State& state, const W& w) {
+  const std::size_t n = w.point.size();
+  tg::Tape& tape = tg::active_tape();
+  tape.reset();
+  std::vector<tg::Var> x(n);
+  std::vector<double> g(n);
+  const auto full_gradient = [&] {
+    for (std::size_t i = 0; i < n; ++i) x[i] = w.point[i];
+    const tg::Var f = w.template record<TapegradTool>(x);
+    tg::gradient(f, x, g);
+  };
+
+  full_gradient();
+  if (!check_gradient(state, w, g)) return;
+  const tg::TapeStats s = tape.stats();
+  tape.reset();
+
+  for (auto _ : state) {
+    full_gradient();
+    benchmark::DoNotOptimize(g.data());
+    benchmark::ClobberMemory();
+    tape.reset();
+  }
+  const tg::TapeStats after = tape.stats();
+
+  // Memory of one recording. "tape B/operand" is the statement stream (what the recording keeps):
+  // 4 bytes a statement and 12 (index + partial) an operand, divided by the number of operands.
+  // "+adj B/operand" adds the sweep's adjoint workspace (8 bytes a variable).
+  const auto ops = static_cast<double>(s.operands);
+  state.counters["operands"] = ops;
+  state.counters["tape B/operand"] = static_cast<double>(s.recording_bytes) / ops;
+  state.counters["+adj B/operand"] =
+      static_cast<double>(s.recording_bytes + s.adjoint_bytes) / ops;
+  // Heap allocations made by the tape during the timed loop (expected: none).
+  state.counters["tape allocs"] =
+      static_cast<double>(after.heap_allocations - s.heap_allocations);
+}
+
+}  // namespace
+
+void register_tapegrad(std::string_view workload) {
+  with_workload(workload, [](const auto& w) {
+    register_gradient(w, "tapegrad", [](benchmark::State& state, const auto& wl) {
+      gradient(state, wl);
+    });
+  });
+  if (workload == ReluMlp::name) {
+    register_gradient(ReluMlpDot{}, "tapegrad_dot", [](benchmark::State& state, const auto& wl) {
+      gradient(state, wl);
+    });
+  }
+}
+
+}  // namespace tgbench
