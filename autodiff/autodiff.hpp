@@ -9,3 +9,6 @@
 #include <autodiff/var.hpp>
 #include <autodiff/tensor.hpp>
 #include <autodiff/tensor_ops.hpp>
+#include <autodiff/tensor_reduce.hpp>
+#include <autodiff/tensor_index.hpp>
+#include <autodiff/tensor_gradcheck.hpp>

@@ -344,24 +344,39 @@ Tensor Tensor::recorded(Tape& tape, const Shape& shape, Dtype dtype, bool with_g
 
 // ---- Views and copies ------------------------------------------------------------------------------
 
-Tensor Tensor::reshape(const Shape& shape) const {
+Tensor Tensor::reshape(const Shape& shape) const { return reshape(shape.dims()); }
+
+Tensor Tensor::reshape(std::initializer_list<std::int64_t> dims) const {
+  return reshape(std::span<const std::int64_t>(dims.begin(), dims.size()));
+}
+
+Tensor Tensor::reshape(std::span<const std::int64_t> requested) const {
   check_live_own(*this, "reshape");
+  auto listed = [&] { return fmt::format("[{}]", fmt::join(requested, ", ")); };  // for messages only
+  if (requested.size() > Shape::kMaxRank) {
+    throw ShapeError(fmt::format("reshape: {} has rank {}, more than {}", listed(), requested.size(), Shape::kMaxRank));
+  }
   std::array<std::int64_t, Shape::kMaxRank> dims{};
   std::int64_t known = 1;
   int infer = -1;
-  for (std::size_t i = 0; i < shape.rank(); ++i) {
-    dims[i] = shape[i];
+  for (std::size_t i = 0; i < requested.size(); ++i) {
+    dims[i] = requested[i];
     if (dims[i] == -1) {
-      if (infer >= 0) throw ShapeError(fmt::format("reshape: more than one -1 in {}", shape.str()));
+      if (infer >= 0) throw ShapeError(fmt::format("reshape: more than one -1 in {}", listed()));
       infer = static_cast<int>(i);
+    } else if (dims[i] < 0) {
+      throw ShapeError(fmt::format("reshape: extent {} in {} is negative", dims[i], listed()));
     } else {
       known *= dims[i];
     }
   }
   if (infer >= 0 && known != 0 && numel() % known == 0) dims[static_cast<std::size_t>(infer)] = numel() / known;
-  const Shape target(std::span<const std::int64_t>(dims.data(), shape.rank()));
-  if (target.numel() != numel() || (infer >= 0 && known == 0)) {
-    throw ShapeError(fmt::format("reshape: cannot view shape {} ({} elements) as {}", shape_.str(), numel(), shape.str()));
+  if (infer >= 0 && (known == 0 || numel() % known != 0)) {
+    throw ShapeError(fmt::format("reshape: cannot view shape {} ({} elements) as {}", shape_.str(), numel(), listed()));
+  }
+  const Shape target(std::span<const std::int64_t>(dims.data(), requested.size()));
+  if (target.numel() != numel()) {
+    throw ShapeError(fmt::format("reshape: cannot view shape {} ({} elements) as {}", shape_.str(), numel(), listed()));
   }
   Tensor t = *this;
   t.shape_ = target;

@@ -164,8 +164,11 @@ class Tensor {
   void backward() const;
 
   // ---- Views and copies -------------------------------------------------------------------------
-  /// Same data, new shape (one extent may be -1); throws tg::ShapeError if the counts differ.
+  /// Same data, new shape; throws tg::ShapeError if the counts differ.
   Tensor reshape(const Shape& shape) const;
+  /// The same with the extents listed, one of which may be -1 (inferred): t.reshape({-1, 4}).
+  Tensor reshape(std::span<const std::int64_t> dims) const;
+  Tensor reshape(std::initializer_list<std::int64_t> dims) const;
   /// Rows [begin, end) along axis 0 (a batch), sharing data and gradient.
   Tensor rows(std::int64_t begin, std::int64_t end) const;
   /// An owned copy of the data with no gradient history (survives Tape::reset()).

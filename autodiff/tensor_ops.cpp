@@ -66,47 +66,6 @@ template void check_anomaly<double>(const Tape&, std::string_view, std::string_v
 
 }  // namespace detail
 
-// ---- Reductions ---------------------------------------------------------------------------------------
-
-namespace {
-template <class T>
-Tensor sum_all(const Tensor& a, Tape& tape, double scale, std::string_view name) {
-  const bool grad = tape.recording() && a.has_grad();
-  Tensor y = Tensor::recorded(tape, Shape{}, dtype_of<T>(), grad);
-  const T* x = a.data_unchecked<T>();
-  double acc = 0;  // double accumulation: float sums of 10^7 elements would lose digits
-  for (std::int64_t i = 0; i < a.numel(); ++i) acc += static_cast<double>(x[i]);
-  *y.data_unchecked<T>() = static_cast<T>(acc * scale);
-  if (tape.anomaly()) [[unlikely]] {
-    detail::check_anomaly(tape, name, "forward", y.data_unchecked<T>(), 1, x, a.numel());
-  }
-  if (grad) {
-    tape.record_backward([a, y, scale](Tape& t) {
-      const T* gy = y.grad_source<T>(t);
-      if (gy == nullptr) return;
-      T* ga = a.grad_target<T>(t);
-      const T g = static_cast<T>(static_cast<double>(*gy) * scale);
-      for (std::int64_t i = 0; i < a.numel(); ++i) ga[i] += g;
-    });
-  }
-  return y;
-}
-}  // namespace
-
-Tensor sum(const Tensor& a) {
-  Tape& tape = active_tape();
-  return detail::check_operands(tape, "sum", a) == Dtype::f32 ? sum_all<float>(a, tape, 1.0, "sum")
-                                                               : sum_all<double>(a, tape, 1.0, "sum");
-}
-
-Tensor mean(const Tensor& a) {
-  Tape& tape = active_tape();
-  if (a.numel() == 0) throw ShapeError(fmt::format("mean: tensor {} has no elements", a.shape().str()));
-  const double scale = 1.0 / static_cast<double>(a.numel());
-  return detail::check_operands(tape, "mean", a) == Dtype::f32 ? sum_all<float>(a, tape, scale, "mean")
-                                                                : sum_all<double>(a, tape, scale, "mean");
-}
-
 // ---- GEMM ---------------------------------------------------------------------------------------------
 
 namespace {

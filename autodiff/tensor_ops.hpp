@@ -8,6 +8,7 @@
 
 #include <autodiff/gemm.hpp>
 #include <autodiff/tensor.hpp>
+#include <autodiff/tensor_reduce.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -244,12 +245,7 @@ inline Tensor clamp(const Tensor& a, double lo, double hi, const ClampOptions& o
   return apply(Clamp::make(lo, hi, o), a);
 }
 
-// ---- Reductions -------------------------------------------------------------------------------------
-
-/// Sum of all elements, a tensor of shape [].
-Tensor sum(const Tensor& a);
-/// Mean of all elements, shape [].
-Tensor mean(const Tensor& a);
+// ---- Reductions: sum, mean, max, softmax (tensor_reduce.hpp) -----------------------------------------
 
 // ---- Linear algebra -----------------------------------------------------------------------------------
 
