@@ -84,7 +84,6 @@ Net make_net(const std::string& activation, const Setting& s, std::int64_t in, s
   Net net;
   const double gain = activation == "leaky_relu" ? nn::leaky_relu_gain(c.leaky_slope) : nn::relu_gain();
   for (std::int64_t width : c.layers) {
-    if (width <= 0) throw ValueError(fmt::format("--layers: sizes must be positive, got {}", width));
     auto linear = std::make_shared<nn::Linear>(in, width, nn::LinearOptions{.init = nn::Init::kaiming_uniform(gain)});
     linear->bias().fill_(s.bias);
     net.hidden.push_back(linear.get());
@@ -185,6 +184,10 @@ Run train_one(const Setting& s, const std::string& activation, const nn::TensorD
 
 int run(const Config& c) {
   const auto start = std::chrono::steady_clock::now();
+  if (c.layers.empty()) throw ValueError("--layers: needs at least one hidden layer");
+  for (std::int64_t width : c.layers) {
+    if (width <= 0) throw ValueError(fmt::format("--layers: sizes must be positive, got {}", width));
+  }
   set_num_threads(c.threads);
   const examples::Split data = examples::load_idx(c.data);
   const nn::TensorDataset train = data.train.slice(0, std::min(c.train_size, data.train.size()));
@@ -302,7 +305,7 @@ int main(int argc, char** argv) {
   Config c;
   bool quick = false;
   CLI::App app{"dead_relus: the fraction of dead (never active) hidden units over training, for ReLU, leaky ReLU and ELU,\n"
-               "on Fashion-MNIST with a baseline, a large learning rate and a negative bias shift."};
+               "on Fashion-MNIST with a baseline, a large learning rate and negative bias shifts."};
   app.get_formatter()->column_width(32);
   app.add_option("--data", c.data, "MNIST-format directory (IDX files, gzipped or not)")->capture_default_str();
   app.add_option("--layers", c.layers, "hidden layer sizes, e.g. --layers 256,256,256")->delimiter(',')->capture_default_str();

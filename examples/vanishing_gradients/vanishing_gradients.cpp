@@ -184,6 +184,15 @@ std::filesystem::path with_suffix(const std::filesystem::path& p, const std::str
 
 int run(const Config& c) {
   const auto start = std::chrono::steady_clock::now();
+  // Options first, before the data is loaded.
+  for (const std::string& a : c.activations) make_activation(a);
+  for (const std::string& i : c.inits) make_init(i);
+  for (int d : c.depths) {
+    if (d < 1) throw ValueError(fmt::format("--depths: each depth must be at least 1, got {}", d));
+  }
+  if (c.depths.empty() || c.activations.empty() || c.inits.empty()) {
+    throw ValueError("--depths, --activations and --inits each need at least one value");
+  }
   set_num_threads(c.threads);
   const examples::Split data = examples::load_idx(c.data);
   const nn::TensorDataset train = data.train.slice(0, std::min(c.train_size, data.train.size()));
