@@ -94,7 +94,7 @@ void note_kink(Tape& t, const R& rule, X... x) {
 /// rule.derivative(a, value). This is how every built-in scalar primitive is recorded, and how a
 /// user records their own (see docs/guide.md, "Your own primitive").
 template <UnaryRule R>
-inline Var apply(const R& rule, const Var& a) {
+[[gnu::always_inline]] inline Var apply(const R& rule, const Var& a) {
   Tape& t = active_tape();
   const double x = a.value();
   const double y = rule.value(x);
@@ -113,7 +113,7 @@ inline Var apply(const R& rule, const Var& a) {
 /// Records a primitive of two inputs: value rule.value(a, b), partials rule.derivatives(a, b, y).
 /// A constant operand is not recorded.
 template <BinaryRule R>
-inline Var apply(const R& rule, const Var& a, const Var& b) {
+[[gnu::always_inline]] inline Var apply(const R& rule, const Var& a, const Var& b) {
   Tape& t = active_tape();
   const double x1 = a.value();
   const double x2 = b.value();
@@ -185,8 +185,7 @@ inline Var gelu(const Var& a) { return apply(Gelu{}, a); }
 
 inline Var relu(const Var& a, const ReluOptions& o = {}) {
   // Away from the kink the rule never reads at_zero: skip resolving it (a thread-local lookup).
-  if (!o.at_zero && a.value() != 0.0) return apply(Relu{}, a);
-  return apply(Relu::make(o), a);
+  return apply(!o.at_zero && a.value() != 0.0 ? Relu{} : Relu::make(o), a);
 }
 inline Var leaky_relu(const Var& a, const LeakyReluOptions& o = {}) {
   return apply(LeakyRelu::make(o), a);
