@@ -15,8 +15,58 @@ struct TapegradTool {
   static tg::Var relu(const tg::Var& a) { return tg::relu(a); }
 };
 
-/// relu_mlp as a user who knows tg::dot writes it: each hidden unit's W1 row times the fixed x is
-/// one statement of 64 operands instead of 64 products and 64 sums.
+// The same programs as a user who knows tg::sum and tg::dot writes them (the "tapegrad_sum" and
+// "tapegrad_dot" variants): a sum of many terms is one statement with an operand per term instead
+// of a chain of two-operand additions. The terms go into a vector made in the call, as a user
+// would make it (one heap allocation per gradient, timed).
+
+struct SumsqSum : Sumsq {
+  template <class Tool, class T = typename Tool::Scalar>
+  T record(std::span<const std::type_identity_t<T>> x) const {
+    std::vector<T> terms(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) terms[i] = x[i] * x[i];
+    return tg::sum(terms);
+  }
+};
+
+struct LogsumexpSum : Logsumexp {
+  template <class Tool, class T = typename Tool::Scalar>
+  T record(std::span<const std::type_identity_t<T>> x) const {
+    std::vector<T> terms(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) terms[i] = exp(x[i]);
+    return log(tg::sum(terms));
+  }
+};
+
+struct RosenbrockSum : Rosenbrock {
+  template <class Tool, class T = typename Tool::Scalar>
+  T record(std::span<const std::type_identity_t<T>> x) const {
+    std::vector<T> terms(x.size() - 1);
+    for (std::size_t i = 0; i + 1 < x.size(); ++i) {
+      T a = x[i + 1] - x[i] * x[i];
+      T b = 1.0 - x[i];
+      terms[i] = 100.0 * a * a + b * b;
+    }
+    return tg::sum(terms);
+  }
+};
+
+struct NormalLpdfSum : NormalLpdf {
+  template <class Tool, class T = typename Tool::Scalar>
+  T record(std::span<const std::type_identity_t<T>> p) const {
+    const T& mu = p[0];
+    const T& sigma = p[1];
+    std::vector<T> terms(y.size());
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      T z = (y[i] - mu) / sigma;
+      terms[i] = -0.5 * z * z - log(sigma) - half_log_2pi;
+    }
+    return tg::sum(terms);
+  }
+};
+
+/// Each hidden unit's W1 row times the fixed x is one tg::dot statement of 64 operands instead of
+/// 64 products and 64 sums.
 struct ReluMlpDot : ReluMlp {
   template <class Tool, class T = typename Tool::Scalar>
   T record(std::span<const std::type_identity_t<T>> p) const {
@@ -76,11 +126,14 @@ void register_tapegrad(std::string_view workload) {
       gradient(state, wl);
     });
   });
-  if (workload == ReluMlp::name) {
-    register_gradient(ReluMlpDot{}, "tapegrad_dot", [](benchmark::State& state, const auto& wl) {
-      gradient(state, wl);
-    });
-  }
+  const auto variant = [](const auto& w, std::string_view tool) {
+    register_gradient(w, tool, [](benchmark::State& state, const auto& wl) { gradient(state, wl); });
+  };
+  if (workload == Sumsq::name) variant(SumsqSum{}, "tapegrad_sum");
+  if (workload == Logsumexp::name) variant(LogsumexpSum{}, "tapegrad_sum");
+  if (workload == Rosenbrock::name) variant(RosenbrockSum{}, "tapegrad_sum");
+  if (workload == NormalLpdf::name) variant(NormalLpdfSum{}, "tapegrad_sum");
+  if (workload == ReluMlp::name) variant(ReluMlpDot{}, "tapegrad_dot");
 }
 
 }  // namespace tgbench
