@@ -126,8 +126,8 @@ Probe probe(Net& net, const nn::TensorDataset& data, int step) {
     no_grad += zero_rows;
   }
   p.inactive_all = static_cast<double>(inactive) / static_cast<double>(units);
-  p.g1 = nn::gradient_norms(*net.hidden.front()).front().norm;  // "weight" comes first
   p.no_grad_all = static_cast<double>(no_grad) / static_cast<double>(units);
+  p.g1 = nn::gradient_norms(*net.hidden.front()).front().norm;  // "weight" comes first
   net.model->zero_grad();
   nn::reset_unit_stats(*net.model);
   tape.reset();
