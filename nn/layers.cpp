@@ -169,7 +169,7 @@ std::vector<GradNorm> gradient_norms(const Module& model) {
 }
 
 std::string format_dead_units(const std::vector<DeadUnits>& rows) {
-  std::string s = fmt::format("{:<12} {:<28} {:>7} {:>7} {:>8}\n", "module", "layer", "units", "dead", "fraction");
+  std::string s = fmt::format("{:<12} {:<28} {:>7} {:>7} {:>8}\n", "module", "layer", "units", "never>0", "fraction");
   for (const DeadUnits& r : rows) {
     s += fmt::format("{:<12} {:<28} {:>7} {:>7} {:>8.3f}\n", r.name, r.layer, r.units, r.dead, r.fraction);
   }

@@ -176,7 +176,10 @@ class Dropout : public Module {
   std::uint64_t state_;
 };
 
-/// Dead units per activation module of a model, with dotted names.
+/// Units whose input was never positive, per activation module of a model, with dotted names.
+/// For ReLU these units are dead (zero gradient for every sample seen); for leaky ReLU and ELU they
+/// sit on the negative branch but still pass a (small) gradient; for sigmoid, tanh and the other
+/// smooth activations the count only says where the inputs lie.
 struct DeadUnits {
   std::string name;
   std::string layer;  ///< describe() of the module
