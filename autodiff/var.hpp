@@ -164,9 +164,6 @@ inline Var& Var::operator/=(const Var& b) { return *this = *this / b; }
 // Comparisons look at values only (a program's branches are not differentiated).
 inline bool operator==(const Var& a, const Var& b) noexcept { return a.value() == b.value(); }
 inline auto operator<=>(const Var& a, const Var& b) noexcept { return a.value() <=> b.value(); }
-// With a plain number: compares without turning the number into a recorded input.
-inline bool operator==(const Var& a, double b) noexcept { return a.value() == b; }
-inline auto operator<=>(const Var& a, double b) noexcept { return a.value() <=> b; }
 
 // ---- Functions --------------------------------------------------------------------------------
 
