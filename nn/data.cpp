@@ -16,14 +16,19 @@ void check_x(const Tensor& x) {
 
 // Permutation of 0..n-1 from a seeded Fisher-Yates shuffle (std::shuffle's algorithm is not fixed
 // by the standard; this one is, so the same seed gives the same order everywhere).
-std::vector<std::int64_t> permutation(std::int64_t n, std::uint64_t seed) {
-  std::vector<std::int64_t> p(static_cast<std::size_t>(n));
+// Fills `p` in place (no allocation once it has n elements: a loader reshuffles every epoch).
+void permutation_into(std::vector<std::int64_t>& p, std::int64_t n, std::uint64_t seed) {
+  p.resize(static_cast<std::size_t>(n));
   std::iota(p.begin(), p.end(), 0);
   std::mt19937_64 gen(seed);
   for (std::int64_t i = n - 1; i > 0; --i) {
     const auto j = static_cast<std::int64_t>(gen() % static_cast<std::uint64_t>(i + 1));
     std::swap(p[static_cast<std::size_t>(i)], p[static_cast<std::size_t>(j)]);
   }
+}
+std::vector<std::int64_t> permutation(std::int64_t n, std::uint64_t seed) {
+  std::vector<std::int64_t> p;
+  permutation_into(p, n, seed);
   return p;
 }
 
@@ -58,6 +63,9 @@ TensorDataset::TensorDataset(Tensor x, Tensor y) : x_(std::move(x)), y_(std::mov
 }
 
 TensorDataset TensorDataset::slice(std::int64_t begin, std::int64_t end) const {
+  if (begin < 0 || end < begin || end > size()) {  // before the labels are copied from [begin, end)
+    throw ShapeError(fmt::format("TensorDataset::slice: rows [{}, {}) are out of range for {} samples", begin, end, size()));
+  }
   if (is_classification()) {
     return TensorDataset(x_.rows(begin, end), std::vector<std::int64_t>(labels_.begin() + begin, labels_.begin() + end));
   }
@@ -95,7 +103,7 @@ std::int64_t DataLoader::batches() const noexcept {
 
 void DataLoader::order(std::int64_t e) {
   if (o_.shuffle) {
-    perm_ = permutation(data_.size(), o_.seed + static_cast<std::uint64_t>(e));
+    permutation_into(perm_, data_.size(), o_.seed + static_cast<std::uint64_t>(e));
   } else {
     perm_.resize(static_cast<std::size_t>(data_.size()));
     std::iota(perm_.begin(), perm_.end(), 0);

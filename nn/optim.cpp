@@ -239,16 +239,15 @@ void CosineLR::step() {
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   check_rate(max_norm, "clip_grad_norm: max_norm");
   double sq = 0;
-  std::vector<Tensor> grads;
-  for (const Tensor& p : params) {
-    Tensor g = p.grad();
+  for (const Tensor& p : params) {  // no list of the gradients: a training loop calls this every step
+    const Tensor g = p.grad();
     for (std::int64_t k = 0; k < g.numel(); ++k) sq += g.at(k) * g.at(k);
-    grads.push_back(g);
   }
   const double norm = std::sqrt(sq);
   if (norm > max_norm && norm > 0) {
     const double s = max_norm / norm;
-    for (Tensor& g : grads) {
+    for (const Tensor& p : params) {
+      Tensor g = p.grad();
       if (g.dtype() == Dtype::f32) {
         float* d = g.data<float>();
         for (std::int64_t k = 0; k < g.numel(); ++k) d[k] = static_cast<float>(d[k] * s);

@@ -56,7 +56,7 @@ struct FitOptions {
   /// Per-epoch lines ("epoch 3/10  loss 0.41  acc 0.853 ...") on `out`; nullptr prints nothing.
   std::FILE* out = stdout;
   /// Called after each epoch (a learning-rate schedule's step(), a checkpoint, metrics...).
-  std::function<void(const EpochStats&)> on_epoch;
+  std::function<void(const EpochStats&)> on_epoch = {};
 };
 
 /// Trains `model` with `optimizer` over `train` for epochs first_epoch..epochs and returns each
