@@ -9,9 +9,14 @@
 //
 // User-defined primitives are rules of the same form, recorded with tg::apply (see var.hpp and
 // docs/guide.md).
+//
+// The tensor path runs these formulas in loops over whole arrays, so they are written to vectorise:
+// exp, expm1 and tanh come from vmath.hpp (branch-free float versions; std:: for double), and the
+// piecewise derivatives of the non-smooth rules are chains of selects, not branches.
 #pragma once
 
 #include <autodiff/subgradient.hpp>
+#include <autodiff/vmath.hpp>
 
 #include <array>
 #include <cmath>
@@ -64,14 +69,14 @@ struct Neg {
 /// exp(a).  d/da = exp(a) = y.
 struct Exp {
   static constexpr std::string_view name = "exp";
-  template <class T> T value(T a) const { return std::exp(a); }
+  template <class T> T value(T a) const { return math::exp(a); }
   template <class T> T derivative(T, T y) const { return y; }
 };
 
 /// exp(a) - 1, accurate near 0.  d/da = exp(a) = y + 1.
 struct Expm1 {
   static constexpr std::string_view name = "expm1";
-  template <class T> T value(T a) const { return std::expm1(a); }
+  template <class T> T value(T a) const { return math::expm1(a); }
   template <class T> T derivative(T, T y) const { return y + T(1); }
 };
 
@@ -154,7 +159,7 @@ struct Tan {
 /// tanh(a).  d/da = 1 - tanh(a)^2 = 1 - y^2.
 struct Tanh {
   static constexpr std::string_view name = "tanh";
-  template <class T> T value(T a) const { return std::tanh(a); }
+  template <class T> T value(T a) const { return math::tanh(a); }
   template <class T> T derivative(T, T y) const { return T(1) - y * y; }
 };
 
@@ -164,7 +169,7 @@ struct Tanh {
 /// d/da = y (1 - y).
 struct Sigmoid {
   static constexpr std::string_view name = "sigmoid";
-  template <class T> T value(T a) const { return T(1) / (T(1) + std::exp(-a)); }
+  template <class T> T value(T a) const { return T(1) / (T(1) + math::exp(-a)); }
   template <class T> T derivative(T, T y) const { return y * (T(1) - y); }
 };
 
@@ -202,11 +207,13 @@ struct Gelu {
 namespace detail {
 template <class T> constexpr T nan() { return std::numeric_limits<T>::quiet_NaN(); }
 template <class T> constexpr int sign_side(T a) { return (a > T(0)) - (a < T(0)); }
+/// `d`, or a itself when a is NaN (so a NaN input gives a NaN derivative).
+template <class T> T nan_or(T a, T d) { return math::select(a != a, a, d); }
 }  // namespace detail
 
 /// Per-call options of relu: the derivative to use at a = 0 (default: the scope's, else 0).
 struct ReluOptions {
-  std::optional<double> at_zero;
+  std::optional<double> at_zero{};
 };
 
 /// relu(a) = max(0, a).
@@ -221,7 +228,8 @@ struct Relu {
   }
   template <class T> T value(T a) const { return a < T(0) ? T(0) : a; }
   template <class T> T derivative(T a, T) const {
-    return a > T(0) ? T(1) : a < T(0) ? T(0) : a == T(0) ? T(at_zero) : detail::nan<T>();
+    const T d = math::select(a > T(0), T(1), T(0));
+    return detail::nan_or(a, math::select(a == T(0), T(at_zero), d));
   }
   template <class T> int side(T a) const { return detail::sign_side(a); }
   template <class T> bool at_kink(T a) const { return a == T(0); }
@@ -230,7 +238,7 @@ struct Relu {
 /// Per-call options of leaky_relu: the negative slope and the derivative to use at a = 0.
 struct LeakyReluOptions {
   double scale = 0.01;
-  std::optional<double> at_zero;
+  std::optional<double> at_zero{};
 };
 
 /// leaky_relu(a) = a for a >= 0;  scale * a for a < 0.
@@ -246,9 +254,10 @@ struct LeakyRelu {
     check_kink_value(o.scale, "leaky_relu: scale");
     return {o.scale, resolve_kink_value(kink, o.at_zero, default_kink_value(kink, o.scale))};
   }
-  template <class T> T value(T a) const { return a < T(0) ? T(scale) * a : a; }
+  template <class T> T value(T a) const { return math::select(a < T(0), T(scale) * a, a); }
   template <class T> T derivative(T a, T) const {
-    return a > T(0) ? T(1) : a < T(0) ? T(scale) : a == T(0) ? T(at_zero) : detail::nan<T>();
+    const T d = math::select(a > T(0), T(1), T(scale));
+    return detail::nan_or(a, math::select(a == T(0), T(at_zero), d));
   }
   template <class T> int side(T a) const { return detail::sign_side(a); }
   template <class T> bool at_kink(T a) const { return a == T(0); }
@@ -257,7 +266,7 @@ struct LeakyRelu {
 /// Per-call options of elu: alpha and the derivative to use at a = 0.
 struct EluOptions {
   double alpha = 1.0;
-  std::optional<double> at_zero;
+  std::optional<double> at_zero{};
 };
 
 /// elu(a) = a for a > 0;  alpha (exp(a) - 1) for a <= 0.
@@ -273,9 +282,12 @@ struct Elu {
     check_kink_value(o.alpha, "elu: alpha");
     return {o.alpha, resolve_kink_value(kink, o.at_zero, default_kink_value(kink, o.alpha))};
   }
-  template <class T> T value(T a) const { return a > T(0) ? a : T(alpha) * std::expm1(a); }
+  template <class T> T value(T a) const {
+    return math::select(a > T(0), a, T(alpha) * math::expm1(a));
+  }
   template <class T> T derivative(T a, T y) const {
-    return a > T(0) ? T(1) : a < T(0) ? y + T(alpha) : a == T(0) ? T(at_zero) : detail::nan<T>();
+    const T d = math::select(a > T(0), T(1), y + T(alpha));
+    return detail::nan_or(a, math::select(a == T(0), T(at_zero), d));
   }
   template <class T> int side(T a) const { return detail::sign_side(a); }
   template <class T> bool at_kink(T a) const { return a == T(0); }
@@ -283,7 +295,7 @@ struct Elu {
 
 /// Per-call options of abs: the derivative to use at a = 0.
 struct AbsOptions {
-  std::optional<double> at_zero;
+  std::optional<double> at_zero{};
 };
 
 /// abs(a) = |a|.
@@ -299,7 +311,8 @@ struct Abs {
   }
   template <class T> T value(T a) const { return std::abs(a); }
   template <class T> T derivative(T a, T) const {
-    return a > T(0) ? T(1) : a < T(0) ? T(-1) : a == T(0) ? T(at_zero) : detail::nan<T>();
+    const T d = math::select(a > T(0), T(1), T(-1));
+    return detail::nan_or(a, math::select(a == T(0), T(at_zero), d));
   }
   template <class T> int side(T a) const { return detail::sign_side(a); }
   template <class T> bool at_kink(T a) const { return a == T(0); }
@@ -308,7 +321,7 @@ struct Abs {
 /// Per-call options of max and min: the share of the gradient that goes to the first argument when
 /// both are equal (the second gets 1 - at_tie).
 struct TieOptions {
-  std::optional<double> at_tie;
+  std::optional<double> at_tie{};
 };
 
 /// max(a, b) (NaN if either is NaN).
@@ -323,13 +336,12 @@ struct Max {
     return {resolve_kink_value(kink, o.at_tie, default_kink_value(kink))};
   }
   template <class T> T value(T a, T b) const {
-    return a > b ? a : b > a ? b : a == b ? a : detail::nan<T>();
+    return detail::nan_or(b, detail::nan_or(a, math::select(b > a, b, a)));
   }
   template <class T> std::array<T, 2> derivatives(T a, T b, T) const {
-    if (a > b) return {T(1), T(0)};
-    if (b > a) return {T(0), T(1)};
-    if (a == b) return {T(at_tie), T(1) - T(at_tie)};
-    return {detail::nan<T>(), detail::nan<T>()};
+    const T da = math::select(a == b, T(at_tie), math::select(a > b, T(1), T(0)));
+    const T db = math::select(a == b, T(1) - T(at_tie), math::select(b > a, T(1), T(0)));
+    return {detail::nan_or(b, detail::nan_or(a, da)), detail::nan_or(b, detail::nan_or(a, db))};
   }
   template <class T> int side(T a, T b) const { return detail::sign_side(a - b); }
   template <class T> bool at_kink(T a, T b) const { return a == b; }
@@ -346,13 +358,12 @@ struct Min {
     return {resolve_kink_value(kink, o.at_tie, default_kink_value(kink))};
   }
   template <class T> T value(T a, T b) const {
-    return a < b ? a : b < a ? b : a == b ? a : detail::nan<T>();
+    return detail::nan_or(b, detail::nan_or(a, math::select(b < a, b, a)));
   }
   template <class T> std::array<T, 2> derivatives(T a, T b, T) const {
-    if (a < b) return {T(1), T(0)};
-    if (b < a) return {T(0), T(1)};
-    if (a == b) return {T(at_tie), T(1) - T(at_tie)};
-    return {detail::nan<T>(), detail::nan<T>()};
+    const T da = math::select(a == b, T(at_tie), math::select(a < b, T(1), T(0)));
+    const T db = math::select(a == b, T(1) - T(at_tie), math::select(b < a, T(1), T(0)));
+    return {detail::nan_or(b, detail::nan_or(a, da)), detail::nan_or(b, detail::nan_or(a, db))};
   }
   template <class T> int side(T a, T b) const { return detail::sign_side(b - a); }
   template <class T> bool at_kink(T a, T b) const { return a == b; }
@@ -360,7 +371,7 @@ struct Min {
 
 /// Per-call options of clamp: the derivative to use when the input equals a bound.
 struct ClampOptions {
-  std::optional<double> at_bound;
+  std::optional<double> at_bound{};
 };
 
 /// clamp(a, lo, hi) = min(max(a, lo), hi), lo <= hi.
@@ -375,12 +386,13 @@ struct Clamp {
 
   /// Throws tg::ValueError unless lo <= hi (both not NaN).
   static Clamp make(double lo, double hi, const ClampOptions& o = {});
-  template <class T> T value(T a) const { return a < T(lo) ? T(lo) : a > T(hi) ? T(hi) : a; }
+  template <class T> T value(T a) const {
+    return math::select(a < T(lo), T(lo), math::select(a > T(hi), T(hi), a));
+  }
   template <class T> T derivative(T a, T) const {
-    if (a > T(lo) && a < T(hi)) return T(1);
-    if (a < T(lo) || a > T(hi)) return T(0);
-    if (a == T(lo) || a == T(hi)) return T(at_bound);
-    return detail::nan<T>();
+    const T d = math::select(a > T(lo), math::select(a < T(hi), T(1), T(0)), T(0));
+    const T at_hi = math::select(a == T(hi), T(at_bound), d);
+    return detail::nan_or(a, math::select(a == T(lo), T(at_bound), at_hi));
   }
   /// Five sides: below, at lo, inside, at hi, above.
   template <class T> int side(T a) const {

@@ -65,6 +65,9 @@ std::uint32_t fresh_epoch() {
 
 Tape::Tape() : epoch_(fresh_epoch()) {
   push_input();  // statement 0: the sink that constants point to
+  // Kink events appear when an input lands exactly on a kink, which in training can first happen
+  // after thousands of steps: room for them now keeps such a step from allocating.
+  kink_events_.reserve_more(256, kMaxIndex, &detail::throw_tape_full);
 }
 
 Tape::~Tape() { destroy_callbacks(); }

@@ -103,6 +103,32 @@ struct GradSlot {
   std::size_t numel = 0;
   std::uint64_t sweep = 0;
 };
+
+/// Where a tensor's gradient goes in the sweep `tape` runs (see Tensor::grad_target): the owned
+/// tensor's accumulated gradient, or the recorded tensor's slot, made and zeroed on first use
+/// (not zeroed, and *overwrite set, when `overwrite` is given and the view covers the slot).
+/// nullptr if the tensor carries no gradient, or when !create and the sweep has not reached it.
+void* grad_pointer(const std::shared_ptr<Storage>& storage, GradSlot* slot, std::int64_t offset,
+                   std::int64_t numel, Dtype dtype, Tape& tape, bool create, bool* overwrite);
+
+/// An operand as a backward closure keeps it: its values and the way to its gradient, in 56 bytes
+/// where the Tensor handle takes 144 (copied into every closure, that handle was most of an
+/// operation's fixed cost). Holds an owned tensor's storage alive, as the handle would.
+struct Operand {
+  std::shared_ptr<Storage> storage;  // owned tensors
+  void* data = nullptr;
+  GradSlot* slot = nullptr;  // recorded tensors that carry a gradient
+  std::int64_t offset = 0;   // element offset of the view
+  std::int64_t numel = 0;
+  Dtype dtype{};
+
+  template <class T> const T* values() const noexcept { return static_cast<const T*>(data); }
+  /// As Tensor::grad_target.
+  template <class T> T* grad_target(Tape& tape) const {
+    return static_cast<T*>(grad_pointer(storage, slot, offset, numel, dtype, tape, true, nullptr));
+  }
+  template <class T> T* grad_target(Tape& tape, bool& overwrite) const;
+};
 }  // namespace detail
 
 class Tensor {
@@ -194,11 +220,24 @@ class Tensor {
   /// Where to add this tensor's gradient during the current sweep (zeroed on first use), or
   /// nullptr if it carries none.
   template <class T> T* grad_target(Tape& tape) const;
+  /// The same for a caller that writes every element of this tensor's gradient in one pass: when
+  /// this is the sweep's first contribution to a buffer the tensor covers entirely, the buffer is
+  /// handed out without zeroing and `overwrite` is set, and the caller assigns (=) where it would
+  /// add. Saves a pass over memory on every recorded result's gradient.
+  template <class T> T* grad_target(Tape& tape, bool& overwrite) const;
   /// This tensor's gradient in the current sweep, or nullptr if the sweep has not reached it.
   template <class T> const T* grad_source(const Tape& tape) const;
+  /// A recorded tensor's gradient slot (nullptr for owned tensors and those without gradient):
+  /// a backward closure keeps this, not a copy of the handle, for the result it recorded.
+  detail::GradSlot* grad_slot() const noexcept { return slot_; }
+  /// What a backward closure keeps of an operand (detail::Operand).
+  detail::Operand operand() const { return {storage_, data_, slot_, offset_, numel(), dtype_}; }
 
  private:
-  void* grad_pointer(Tape& tape, bool create) const;
+  Tensor(void* data, detail::GradSlot* slot, Tape* tape, std::uint32_t epoch, const Shape& shape,
+         Dtype dtype) noexcept
+      : data_(data), slot_(slot), tape_(tape), epoch_(epoch), shape_(shape), dtype_(dtype) {}
+  void* grad_pointer(Tape& tape, bool create, bool* overwrite = nullptr) const;
 
   std::shared_ptr<detail::Storage> storage_;  // owned tensors
   void* data_ = nullptr;                      // first element of this view
@@ -210,12 +249,44 @@ class Tensor {
   Dtype dtype_ = Dtype::f32;
 };
 
+// A recorded tensor whose gradient buffer already belongs to this sweep is answered inline (every
+// backward closure asks for its output's gradient); the rest goes through grad_pointer.
 template <class T>
 T* Tensor::grad_target(Tape& tape) const {
+  if (slot_ != nullptr && slot_->sweep == tape.sweep_id()) return static_cast<T*>(slot_->data) + offset_;
   return static_cast<T*>(grad_pointer(tape, true));
 }
 template <class T>
+T* Tensor::grad_target(Tape& tape, bool& overwrite) const {
+  if (slot_ != nullptr && slot_->sweep == tape.sweep_id()) {
+    overwrite = false;
+    return static_cast<T*>(slot_->data) + offset_;
+  }
+  return static_cast<T*>(grad_pointer(tape, true, &overwrite));
+}
+template <class T>
+T* detail::Operand::grad_target(Tape& tape, bool& overwrite) const {
+  // Inline for recorded tensors: the buffer already in this sweep, or taken for overwriting (the
+  // first contribution of nearly every operation's backward); zeroing and owned tensors out of line.
+  if (slot != nullptr) {
+    if (slot->sweep == tape.sweep_id()) {
+      overwrite = false;
+      return static_cast<T*>(slot->data) + offset;
+    }
+    if (offset == 0 && static_cast<std::size_t>(numel) == slot->numel) {
+      if (slot->data == nullptr) slot->data = tape.arena().allocate(slot->numel * sizeof(T), 64);
+      slot->sweep = tape.sweep_id();
+      overwrite = true;
+      return static_cast<T*>(slot->data);
+    }
+  }
+  return static_cast<T*>(grad_pointer(storage, slot, offset, numel, dtype, tape, true, &overwrite));
+}
+template <class T>
 const T* Tensor::grad_source(const Tape& tape) const {
+  if (slot_ != nullptr) {
+    return slot_->sweep == tape.sweep_id() ? static_cast<const T*>(slot_->data) + offset_ : nullptr;
+  }
   return static_cast<const T*>(grad_pointer(const_cast<Tape&>(tape), false));
 }
 

@@ -10,8 +10,10 @@
 #include <autodiff/tensor.hpp>
 #include <autodiff/tensor_reduce.hpp>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <new>
 #include <span>
 
 namespace tg {
@@ -58,7 +60,17 @@ void for_each(const Broadcast& p, F&& f) {
 }
 
 /// Checks operands against the active tape and each other (dtype); returns the common dtype.
-Dtype check_operands(const Tape& tape, std::string_view op, const Tensor& a, const Tensor* b = nullptr);
+Dtype check_operands_slow(const Tape& tape, std::string_view op, const Tensor& a, const Tensor* b);
+inline Dtype check_operands(const Tape& tape, std::string_view op, const Tensor& a,
+                            const Tensor* b = nullptr) {
+  // Inline for the common case, operands recorded on this recording in the same dtype (they are
+  // then live and defined); anything else, and every error, out of line.
+  const auto live = [&tape](const Tensor& t) {
+    return t.tape() == &tape && t.epoch() == tape.epoch() && t.data_unchecked<void>() != nullptr;
+  };
+  if (live(a) && (b == nullptr || (live(*b) && b->dtype() == a.dtype()))) [[likely]] return a.dtype();
+  return check_operands_slow(tape, op, a, b);
+}
 /// A recorded constant of shape [] holding c.
 Tensor scalar_tensor(Tape& tape, double c, Dtype dtype);
 /// Anomaly mode: throws tg::AnomalyError naming `op` and `phase` when an element of `out` is not
@@ -68,6 +80,231 @@ void check_anomaly(const Tape& tape, std::string_view op, std::string_view phase
                    std::int64_t n_out, const T* in1, std::int64_t n1, const T* in2 = nullptr,
                    std::int64_t n2 = 0);
 
+// ---- Elementwise kernels ------------------------------------------------------------------------
+// The loops that run a rule over arrays. Each loop is a lambda marked always_inline and handed to
+// run_kernel, which runs it as compiled for the baseline instruction set or, on x86-64 and for
+// arrays long enough to matter, as compiled again inside a function with the AVX2+FMA or AVX-512
+// target attribute, whichever the CPU has. The rule's formula (rules.hpp, vmath.hpp) is inlined
+// into each: one definition, several instruction sets. The wider builds may fuse a multiply and
+// an add into one FMA, so float results can differ between CPUs in the last bit.
+
+/// Instruction sets the elementwise kernels are compiled for.
+enum class SimdLevel : std::uint8_t { baseline, avx2, avx512 };
+/// The widest level this CPU runs (AVX2 needs FMA too; AVX-512 means F, DQ, VL and BW).
+SimdLevel max_simd_level() noexcept;
+/// The level in use: max_simd_level(), lowered by TAPEGRAD_SIMD=baseline|avx2|avx512 in the
+/// environment (read at the first call; another value throws tg::ValueError naming it).
+SimdLevel simd_level();
+/// For tests: the level to use from now on; throws tg::ValueError above max_simd_level().
+void set_simd_level(SimdLevel level);
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define TAPEGRAD_SIMD_DISPATCH 1
+template <class K>
+[[gnu::target("avx2,fma")]] void run_avx2(const K& kernel) {
+  kernel();
+}
+template <class K>
+[[gnu::target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]] void run_avx512(const K& kernel) {
+  kernel();
+}
+#else
+#define TAPEGRAD_SIMD_DISPATCH 0
+#endif
+
+/// Below this many elements a loop runs inline, for the baseline instruction set: the call and
+/// the level check would cost more than wider vectors save.
+inline constexpr std::int64_t kDispatchMin = 256;
+
+/// Runs `kernel` (a loop over n elements) for the widest instruction set in use.
+template <class K>
+inline void run_kernel(std::int64_t n, const K& kernel) {
+#if TAPEGRAD_SIMD_DISPATCH
+  if (n >= kDispatchMin) {
+    switch (simd_level()) {
+      case SimdLevel::avx512: run_avx512(kernel); return;
+      case SimdLevel::avx2: run_avx2(kernel); return;
+      case SimdLevel::baseline: break;
+    }
+  }
+#endif
+  kernel();
+}
+
+/// How a backward loop writes a gradient: not at all (the operand takes none), = (the buffer was
+/// handed out unzeroed, see Tensor::grad_target(tape, overwrite)) or +=.
+enum class Put : std::uint8_t { none, assign, add };
+template <Put P, class T>
+[[gnu::always_inline]] inline void put(T* g, std::int64_t i, T v) {
+  if constexpr (P == Put::assign) g[i] = v;
+  else if constexpr (P == Put::add) g[i] += v;
+}
+inline Put put_mode(const void* g, bool overwrite) {
+  return g == nullptr ? Put::none : overwrite ? Put::assign : Put::add;
+}
+
+/// What a backward closure keeps of the result y it recorded (a whole, fresh tensor): its values
+/// and its gradient slot, 24 bytes where the Tensor handle is 144 (copied twice into the arena and
+/// destroyed at reset: most of an operation's fixed cost, measured).
+template <class T>
+struct Result {
+  const T* values;
+  const GradSlot* slot;
+  std::int64_t numel;
+  explicit Result(const Tensor& y)
+      : values(y.data_unchecked<T>()), slot(y.grad_slot()), numel(y.numel()) {}
+  /// dL/dy in the sweep `t` runs, or nullptr when the sweep has not reached y.
+  const T* gradient(const Tape& t) const {
+    return slot->sweep == t.sweep_id() ? static_cast<const T*>(slot->data) : nullptr;
+  }
+};
+
+/// out[i] = value(x[i]); for a kinked rule, also the number of elements exactly at the kink, when
+/// `count_kinks` (one pass over x).
+template <class T, class R>
+std::uint64_t unary_forward(const R& rule, const T* x, T* out, std::int64_t n, bool count_kinks) {
+  std::uint64_t hits = 0;
+  if constexpr (KinkedRule<R>) {
+    if (count_kinks) {
+      run_kernel(n, [&]() __attribute__((always_inline)) {
+        const R r = rule;
+        const T* __restrict xs = x;
+        T* __restrict ys = out;
+        std::uint64_t h = 0;
+        for (std::int64_t i = 0; i < n; ++i) {
+          ys[i] = r.value(xs[i]);
+          h += r.at_kink(xs[i]) ? 1 : 0;
+        }
+        hits = h;
+      });
+      return hits;
+    }
+  }
+  run_kernel(n, [&]() __attribute__((always_inline)) {
+    const R r = rule;
+    const T* __restrict xs = x;
+    T* __restrict ys = out;
+    for (std::int64_t i = 0; i < n; ++i) ys[i] = r.value(xs[i]);
+  });
+  return hits;
+}
+
+/// ga[i] (= or +=) gy[i] * derivative(x[i], y[i]).
+template <Put P, class T, class R>
+void unary_backward(const R& rule, const T* x, const T* y, const T* gy, T* ga, std::int64_t n) {
+  run_kernel(n, [&]() __attribute__((always_inline)) {
+    const R r = rule;
+    const T* __restrict xs = x;
+    const T* __restrict ys = y;
+    const T* __restrict gs = gy;
+    T* __restrict g = ga;
+    for (std::int64_t i = 0; i < n; ++i) put<P>(g, i, gs[i] * r.derivative(xs[i], ys[i]));
+  });
+}
+
+/// Index maps of the binary loops: an operand read elementwise, or one element read for all.
+struct EachElement {
+  static constexpr bool broadcast = false;
+  std::int64_t operator()(std::int64_t i) const { return i; }
+};
+struct FirstElement {
+  static constexpr bool broadcast = true;
+  std::int64_t operator()(std::int64_t) const { return 0; }
+};
+
+/// The forward of a binary rule: out[i] = value(a[i * sa], b[i * sb]), sa and sb 1 (elementwise)
+/// or 0 (that operand is one element, broadcast); plus the kink count, as for unary_forward.
+template <class T, class R>
+std::uint64_t binary_forward(const R& rule, const T* a, bool a_scalar, const T* b, bool b_scalar,
+                             T* out, std::int64_t n, bool count_kinks) {
+  std::uint64_t hits = 0;
+  // The three layouts as three loops, each with unit strides or a loop-invariant operand.
+  auto run = [&](auto ai, auto bi) {
+    if constexpr (KinkedRule<R>) {
+      if (count_kinks) {
+        run_kernel(n, [&]() __attribute__((always_inline)) {
+          const R r = rule;
+          std::uint64_t h = 0;
+          for (std::int64_t i = 0; i < n; ++i) {
+            const T u = a[ai(i)];
+            const T v = b[bi(i)];
+            out[i] = r.value(u, v);
+            h += r.at_kink(u, v) ? 1 : 0;
+          }
+          hits = h;
+        });
+        return;
+      }
+    }
+    run_kernel(n, [&]() __attribute__((always_inline)) {
+      const R r = rule;
+      for (std::int64_t i = 0; i < n; ++i) out[i] = r.value(a[ai(i)], b[bi(i)]);
+    });
+  };
+  if (a_scalar) run(FirstElement{}, EachElement{});
+  else if (b_scalar) run(EachElement{}, FirstElement{});
+  else run(EachElement{}, EachElement{});
+  return hits;
+}
+
+/// The backward of a binary rule over the same layouts: the elementwise operand(s) get
+/// g[i] (= or +=) gy[i] * d; a broadcast operand (one element) gets the sum, accumulated in double.
+template <Put PA, Put PB, class T, class R>
+void binary_backward(const R& rule, const T* a, bool a_scalar, const T* b, bool b_scalar,
+                     const T* y, const T* gy, T* ga, T* gb, std::int64_t n) {
+  auto run = [&](auto ai, auto bi) {
+    // Elementwise gradients, vectorised: no accumulator carried between iterations.
+    constexpr Put pa = decltype(ai)::broadcast ? Put::none : PA;
+    constexpr Put pb = decltype(bi)::broadcast ? Put::none : PB;
+    if constexpr (pa != Put::none || pb != Put::none) {
+      run_kernel(n, [&]() __attribute__((always_inline)) {
+        const R r = rule;
+        for (std::int64_t i = 0; i < n; ++i) {
+          const std::array<T, 2> d = r.derivatives(a[ai(i)], b[bi(i)], y[i]);
+          put<pa>(ga, i, gy[i] * d[0]);
+          put<pb>(gb, i, gy[i] * d[1]);
+        }
+      });
+    }
+    // A broadcast operand's gradient is a sum over all elements (rare: a tensor with a recorded
+    // one-element tensor), in a plain loop.
+    if constexpr (decltype(ai)::broadcast && PA != Put::none) {
+      double sum = 0.0;
+      for (std::int64_t i = 0; i < n; ++i) {
+        sum += static_cast<double>(gy[i] * rule.derivatives(a[0], b[bi(i)], y[i])[0]);
+      }
+      ga[0] = PA == Put::assign ? static_cast<T>(sum) : static_cast<T>(ga[0] + static_cast<T>(sum));
+    }
+    if constexpr (decltype(bi)::broadcast && PB != Put::none) {
+      double sum = 0.0;
+      for (std::int64_t i = 0; i < n; ++i) {
+        sum += static_cast<double>(gy[i] * rule.derivatives(a[ai(i)], b[0], y[i])[1]);
+      }
+      gb[0] = PB == Put::assign ? static_cast<T>(sum) : static_cast<T>(gb[0] + static_cast<T>(sum));
+    }
+  };
+  if (a_scalar) run(FirstElement{}, EachElement{});
+  else if (b_scalar) run(EachElement{}, FirstElement{});
+  else run(EachElement{}, EachElement{});
+}
+
+/// Calls f.template operator()<PA, PB>() for the runtime modes.
+template <class F>
+void with_puts(Put pa, Put pb, F&& f) {
+  auto second = [&]<Put PA>() {
+    switch (pb) {
+      case Put::none: f.template operator()<PA, Put::none>(); break;
+      case Put::assign: f.template operator()<PA, Put::assign>(); break;
+      case Put::add: f.template operator()<PA, Put::add>(); break;
+    }
+  };
+  switch (pa) {
+    case Put::none: second.template operator()<Put::none>(); break;
+    case Put::assign: second.template operator()<Put::assign>(); break;
+    case Put::add: second.template operator()<Put::add>(); break;
+  }
+}
+
 template <class T, class R>
 Tensor unary(const R& rule, const Tensor& a, Tape& tape) {
   const bool grad = tape.recording() && a.has_grad();
@@ -75,27 +312,66 @@ Tensor unary(const R& rule, const Tensor& a, Tape& tape) {
   const T* x = a.data_unchecked<T>();
   T* out = y.data_unchecked<T>();
   const std::int64_t n = a.numel();
-  for (std::int64_t i = 0; i < n; ++i) out[i] = rule.value(x[i]);
+  [[maybe_unused]] const std::uint64_t hits = unary_forward(rule, x, out, n, grad);
   if constexpr (KinkedRule<R>) {
     if (tape.tracking_branches()) {
       for (std::int64_t i = 0; i < n; ++i) tape.note_branch(R::kink, rule.side(x[i]));
     }
-    if (grad) {
-      std::uint64_t hits = 0;
-      for (std::int64_t i = 0; i < n; ++i) hits += rule.at_kink(x[i]) ? 1 : 0;
-      tape.note_kink(R::kink, hits);
-    }
+    if (grad) tape.note_kink(R::kink, hits);
   }
   if (tape.anomaly()) [[unlikely]] check_anomaly(tape, R::name, "forward", out, n, x, n);
   if (grad) {
-    tape.record_backward([rule, a, y](Tape& t) {
-      const T* gy = y.grad_source<T>(t);
+    tape.record_backward([rule, a = a.operand(), y = Result<T>(y)](Tape& t) {
+      const T* gy = y.gradient(t);
       if (gy == nullptr) return;
-      T* ga = a.grad_target<T>(t);
-      const T* xa = a.data_unchecked<T>();
-      const T* yv = y.data_unchecked<T>();
-      const std::int64_t count = y.numel();
-      for (std::int64_t i = 0; i < count; ++i) ga[i] += gy[i] * rule.derivative(xa[i], yv[i]);
+      bool overwrite = false;
+      T* ga = a.grad_target<T>(t, overwrite);
+      const T* xa = a.values<T>();
+      const T* yv = y.values;
+      const std::int64_t count = y.numel;
+      if (overwrite) unary_backward<Put::assign>(rule, xa, yv, gy, ga, count);
+      else unary_backward<Put::add>(rule, xa, yv, gy, ga, count);
+      if (t.anomaly()) [[unlikely]] check_anomaly(t, R::name, "backward", ga, count, gy, count);
+    });
+  }
+  return y;
+}
+
+/// A binary rule with a constant operand c: first (c op a) or second (a op c). No tensor is made
+/// for c and nothing is broadcast: the common `x * 0.5`, `x + 1` cost one recorded tensor.
+template <class T, class R>
+Tensor binary_constant(const R& rule, const Tensor& a, double c, bool c_first, Tape& tape) {
+  const bool grad = tape.recording() && a.has_grad();
+  Tensor y = Tensor::recorded(tape, a.shape(), dtype_of<T>(), grad);
+  const T k = static_cast<T>(c);
+  const T* x = a.data_unchecked<T>();
+  T* out = y.data_unchecked<T>();
+  const std::int64_t n = a.numel();
+  [[maybe_unused]] const std::uint64_t hits = c_first ? binary_forward(rule, &k, true, x, false, out, n, grad)
+                                     : binary_forward(rule, x, false, &k, true, out, n, grad);
+  if constexpr (KinkedRule<R>) {
+    if (tape.tracking_branches()) {
+      for (std::int64_t i = 0; i < n; ++i) {
+        tape.note_branch(R::kink, c_first ? rule.side(k, x[i]) : rule.side(x[i], k));
+      }
+    }
+    if (grad) tape.note_kink(R::kink, hits);
+  }
+  if (tape.anomaly()) [[unlikely]] check_anomaly(tape, R::name, "forward", out, n, x, n, &k, 1);
+  if (grad) {
+    tape.record_backward([rule, a = a.operand(), y = Result<T>(y), k, c_first](Tape& t) {
+      const T* gy = y.gradient(t);
+      if (gy == nullptr) return;
+      bool overwrite = false;
+      T* ga = a.grad_target<T>(t, overwrite);
+      const T* xa = a.values<T>();
+      const T* yv = y.values;
+      const std::int64_t count = y.numel;
+      with_puts(put_mode(ga, overwrite), Put::none, [&]<Put P, Put>() {
+        T* const none = nullptr;
+        if (c_first) binary_backward<Put::none, P>(rule, &k, true, xa, false, yv, gy, none, ga, count);
+        else binary_backward<P, Put::none>(rule, xa, false, &k, true, yv, gy, ga, none, count);
+      });
       if (t.anomaly()) [[unlikely]] check_anomaly(t, R::name, "backward", ga, count, gy, count);
     });
   }
@@ -104,52 +380,79 @@ Tensor unary(const R& rule, const Tensor& a, Tape& tape) {
 
 template <class T, class R>
 Tensor binary(const R& rule, const Tensor& a, const Tensor& b, Tape& tape) {
-  const Shape shape = broadcast_shapes(a.shape(), b.shape(), R::name);
+  const Shape shape =
+      a.shape() == b.shape() ? a.shape() : broadcast_shapes(a.shape(), b.shape(), R::name);
   const bool grad = tape.recording() && (a.has_grad() || b.has_grad());
   Tensor y = Tensor::recorded(tape, shape, dtype_of<T>(), grad);
   const T* x1 = a.data_unchecked<T>();
   const T* x2 = b.data_unchecked<T>();
   T* out = y.data_unchecked<T>();
-  const bool same = a.shape() == b.shape();
-  const Broadcast plan(shape, a.shape(), b.shape());
-  if (same) {
-    for (std::int64_t i = 0; i < y.numel(); ++i) out[i] = rule.value(x1[i], x2[i]);
+  const std::int64_t n = shape.numel();
+  // Layouts with unit strides: both operands have the output's elements in its order (extents of
+  // 1 aside), or one of them is a single element. Anything else follows a Broadcast plan.
+  const bool a_full = a.numel() == n;
+  const bool b_full = b.numel() == n;
+  const bool simple = (a_full && b_full) || (a_full && b.numel() == 1) || (b_full && a.numel() == 1);
+  const bool a_scalar = !a_full;  // in a simple layout, not full means one element
+  const bool b_scalar = !b_full;
+  [[maybe_unused]] std::uint64_t hits = 0;
+  const Broadcast* plan = nullptr;
+  if (simple) {
+    hits = binary_forward(rule, x1, a_scalar, x2, b_scalar, out, n, grad);
   } else {
-    for_each(plan, [&](std::int64_t o, std::int64_t i, std::int64_t j) { out[o] = rule.value(x1[i], x2[j]); });
+    // The plan lives in the arena with the recording (the backward needs it too).
+    plan = ::new (tape.arena().allocate(sizeof(Broadcast), alignof(Broadcast)))
+        Broadcast(shape, a.shape(), b.shape());
+    for_each(*plan, [&](std::int64_t o, std::int64_t i, std::int64_t j) {
+      out[o] = rule.value(x1[i], x2[j]);
+      if constexpr (KinkedRule<R>) hits += rule.at_kink(x1[i], x2[j]) ? 1 : 0;
+    });
   }
   if constexpr (KinkedRule<R>) {
-    std::uint64_t hits = 0;
-    for_each(plan, [&](std::int64_t, std::int64_t i, std::int64_t j) {
-      tape.note_branch(R::kink, rule.side(x1[i], x2[j]));
-      hits += rule.at_kink(x1[i], x2[j]) ? 1 : 0;
-    });
+    if (tape.tracking_branches()) {
+      const Broadcast branches(shape, a.shape(), b.shape());
+      for_each(branches, [&](std::int64_t, std::int64_t i, std::int64_t j) {
+        tape.note_branch(R::kink, rule.side(x1[i], x2[j]));
+      });
+    }
     if (grad) tape.note_kink(R::kink, hits);
   }
   if (tape.anomaly()) [[unlikely]] {
-    check_anomaly(tape, R::name, "forward", out, y.numel(), x1, a.numel(), x2, b.numel());
+    check_anomaly(tape, R::name, "forward", out, n, x1, a.numel(), x2, b.numel());
   }
   if (grad) {
-    tape.record_backward([rule, a, b, y, plan, same](Tape& t) {
-      const T* gy = y.grad_source<T>(t);
+    tape.record_backward([rule, a = a.operand(), b = b.operand(), y = Result<T>(y), plan](Tape& t) {
+      const T* gy = y.gradient(t);
       if (gy == nullptr) return;
-      T* ga = a.grad_target<T>(t);
-      T* gb = b.grad_target<T>(t);
-      const T* xa = a.data_unchecked<T>();
-      const T* xb = b.data_unchecked<T>();
-      const T* yv = y.data_unchecked<T>();
-      auto step = [&](std::int64_t o, std::int64_t i, std::int64_t j) {
-        const std::array<T, 2> d = rule.derivatives(xa[i], xb[j], yv[o]);
-        if (ga != nullptr) ga[i] += gy[o] * d[0];
-        if (gb != nullptr) gb[j] += gy[o] * d[1];
-      };
-      if (same) {
-        for (std::int64_t o = 0; o < y.numel(); ++o) step(o, o, o);
+      const T* xa = a.values<T>();
+      const T* xb = b.values<T>();
+      const T* yv = y.values;
+      const std::int64_t count = y.numel;
+      T* ga = nullptr;
+      T* gb = nullptr;
+      if (plan == nullptr) {
+        // Overwriting needs every element written once: a full operand, not a broadcast one.
+        bool over_a = false;
+        bool over_b = false;
+        const bool a_one = a.numel != count;
+        const bool b_one = b.numel != count;
+        ga = a_one ? a.grad_target<T>(t) : a.grad_target<T>(t, over_a);
+        gb = b_one ? b.grad_target<T>(t) : b.grad_target<T>(t, over_b);
+        with_puts(put_mode(ga, over_a), put_mode(gb, over_b), [&]<Put PA, Put PB>() {
+          binary_backward<PA, PB>(rule, xa, a_one, xb, b_one, yv, gy, ga, gb, count);
+        });
       } else {
-        for_each(plan, step);
+        ga = a.grad_target<T>(t);
+        gb = b.grad_target<T>(t);
+        for_each(*plan, [&](std::int64_t o, std::int64_t i, std::int64_t j) {
+          const std::array<T, 2> d = rule.derivatives(xa[i], xb[j], yv[o]);
+          if (ga != nullptr) ga[i] += gy[o] * d[0];
+          if (gb != nullptr) gb[j] += gy[o] * d[1];
+        });
       }
       if (t.anomaly()) [[unlikely]] {
-        if (ga != nullptr) check_anomaly(t, R::name, "backward", ga, a.numel(), gy, y.numel());
-        if (gb != nullptr) check_anomaly(t, R::name, "backward", gb, b.numel(), gy, y.numel());
+        if (ga != nullptr) check_anomaly(t, R::name, "backward", ga, a.numel, gy, count);
+        if (gb != nullptr) check_anomaly(t, R::name, "backward", gb, b.numel, gy, count);
       }
     });
   }
@@ -174,15 +477,20 @@ Tensor apply(const R& rule, const Tensor& a, const Tensor& b) {
              ? detail::binary<float>(rule, a, b, tape)
              : detail::binary<double>(rule, a, b, tape);
 }
+/// The same with a plain number (converted to the tensor's element type), which broadcasts.
 template <BinaryRule R>
 Tensor apply(const R& rule, const Tensor& a, double b) {
   Tape& tape = active_tape();
-  return apply(rule, a, detail::scalar_tensor(tape, b, detail::check_operands(tape, R::name, a)));
+  return detail::check_operands(tape, R::name, a) == Dtype::f32
+             ? detail::binary_constant<float>(rule, a, b, false, tape)
+             : detail::binary_constant<double>(rule, a, b, false, tape);
 }
 template <BinaryRule R>
 Tensor apply(const R& rule, double a, const Tensor& b) {
   Tape& tape = active_tape();
-  return apply(rule, detail::scalar_tensor(tape, a, detail::check_operands(tape, R::name, b)), b);
+  return detail::check_operands(tape, R::name, b) == Dtype::f32
+             ? detail::binary_constant<float>(rule, b, a, true, tape)
+             : detail::binary_constant<double>(rule, b, a, true, tape);
 }
 
 // ---- Arithmetic (broadcasting) -----------------------------------------------------------------
