@@ -140,79 +140,118 @@ template <BinaryRule R>
 }
 
 // ---- Arithmetic -------------------------------------------------------------------------------
+// The functions below that record a primitive are [[gnu::always_inline]], like tg::apply: with
+// apply inlined into them they are too big for GCC's heuristics in a translation unit with many
+// primitives, which then calls each + or * out of line.
 
-inline Var operator+(const Var& a, const Var& b) { return apply(Add{}, a, b); }
-inline Var operator+(const Var& a, double b) { return apply(Add{}, a, Var::constant(b)); }
-inline Var operator+(double a, const Var& b) { return apply(Add{}, Var::constant(a), b); }
-inline Var operator-(const Var& a, const Var& b) { return apply(Sub{}, a, b); }
-inline Var operator-(const Var& a, double b) { return apply(Sub{}, a, Var::constant(b)); }
-inline Var operator-(double a, const Var& b) { return apply(Sub{}, Var::constant(a), b); }
-inline Var operator*(const Var& a, const Var& b) { return apply(Mul{}, a, b); }
-inline Var operator*(const Var& a, double b) { return apply(Mul{}, a, Var::constant(b)); }
-inline Var operator*(double a, const Var& b) { return apply(Mul{}, Var::constant(a), b); }
-inline Var operator/(const Var& a, const Var& b) { return apply(Div{}, a, b); }
-inline Var operator/(const Var& a, double b) { return apply(Div{}, a, Var::constant(b)); }
-inline Var operator/(double a, const Var& b) { return apply(Div{}, Var::constant(a), b); }
-inline Var operator-(const Var& a) { return apply(Neg{}, a); }
+[[gnu::always_inline]] inline Var operator+(const Var& a, const Var& b) {
+  return apply(Add{}, a, b);
+}
+[[gnu::always_inline]] inline Var operator+(const Var& a, double b) {
+  return apply(Add{}, a, Var::constant(b));
+}
+[[gnu::always_inline]] inline Var operator+(double a, const Var& b) {
+  return apply(Add{}, Var::constant(a), b);
+}
+[[gnu::always_inline]] inline Var operator-(const Var& a, const Var& b) {
+  return apply(Sub{}, a, b);
+}
+[[gnu::always_inline]] inline Var operator-(const Var& a, double b) {
+  return apply(Sub{}, a, Var::constant(b));
+}
+[[gnu::always_inline]] inline Var operator-(double a, const Var& b) {
+  return apply(Sub{}, Var::constant(a), b);
+}
+[[gnu::always_inline]] inline Var operator*(const Var& a, const Var& b) {
+  return apply(Mul{}, a, b);
+}
+[[gnu::always_inline]] inline Var operator*(const Var& a, double b) {
+  return apply(Mul{}, a, Var::constant(b));
+}
+[[gnu::always_inline]] inline Var operator*(double a, const Var& b) {
+  return apply(Mul{}, Var::constant(a), b);
+}
+[[gnu::always_inline]] inline Var operator/(const Var& a, const Var& b) {
+  return apply(Div{}, a, b);
+}
+[[gnu::always_inline]] inline Var operator/(const Var& a, double b) {
+  return apply(Div{}, a, Var::constant(b));
+}
+[[gnu::always_inline]] inline Var operator/(double a, const Var& b) {
+  return apply(Div{}, Var::constant(a), b);
+}
+[[gnu::always_inline]] inline Var operator-(const Var& a) { return apply(Neg{}, a); }
 inline Var operator+(const Var& a) { return a; }
 
-inline Var& Var::operator+=(const Var& b) { return *this = *this + b; }
-inline Var& Var::operator-=(const Var& b) { return *this = *this - b; }
-inline Var& Var::operator*=(const Var& b) { return *this = *this * b; }
-inline Var& Var::operator/=(const Var& b) { return *this = *this / b; }
+[[gnu::always_inline]] inline Var& Var::operator+=(const Var& b) { return *this = *this + b; }
+[[gnu::always_inline]] inline Var& Var::operator-=(const Var& b) { return *this = *this - b; }
+[[gnu::always_inline]] inline Var& Var::operator*=(const Var& b) { return *this = *this * b; }
+[[gnu::always_inline]] inline Var& Var::operator/=(const Var& b) { return *this = *this / b; }
 
 // Comparisons look at values only (a program's branches are not differentiated).
 inline bool operator==(const Var& a, const Var& b) noexcept { return a.value() == b.value(); }
 inline auto operator<=>(const Var& a, const Var& b) noexcept { return a.value() <=> b.value(); }
+// With a plain number: compares without turning the number into a recorded input.
+inline bool operator==(const Var& a, double b) noexcept { return a.value() == b; }
+inline auto operator<=>(const Var& a, double b) noexcept { return a.value() <=> b; }
 
 // ---- Functions --------------------------------------------------------------------------------
 
-inline Var exp(const Var& a) { return apply(Exp{}, a); }
-inline Var expm1(const Var& a) { return apply(Expm1{}, a); }
-inline Var log(const Var& a) { return apply(Log{}, a); }
-inline Var log1p(const Var& a) { return apply(Log1p{}, a); }
-inline Var sqrt(const Var& a) { return apply(Sqrt{}, a); }
-inline Var pow(const Var& a, const Var& b) { return apply(Pow{}, a, b); }
-inline Var pow(const Var& a, double p) { return apply(PowScalar{p}, a); }
-inline Var pow(double c, const Var& b) { return apply(ScalarPow{c}, b); }
-inline Var sin(const Var& a) { return apply(Sin{}, a); }
-inline Var cos(const Var& a) { return apply(Cos{}, a); }
-inline Var tan(const Var& a) { return apply(Tan{}, a); }
-inline Var tanh(const Var& a) { return apply(Tanh{}, a); }
-inline Var sigmoid(const Var& a) { return apply(Sigmoid{}, a); }
-inline Var softplus(const Var& a) { return apply(Softplus{}, a); }
-inline Var gelu(const Var& a) { return apply(Gelu{}, a); }
+[[gnu::always_inline]] inline Var exp(const Var& a) { return apply(Exp{}, a); }
+[[gnu::always_inline]] inline Var expm1(const Var& a) { return apply(Expm1{}, a); }
+[[gnu::always_inline]] inline Var log(const Var& a) { return apply(Log{}, a); }
+[[gnu::always_inline]] inline Var log1p(const Var& a) { return apply(Log1p{}, a); }
+[[gnu::always_inline]] inline Var sqrt(const Var& a) { return apply(Sqrt{}, a); }
+[[gnu::always_inline]] inline Var pow(const Var& a, const Var& b) { return apply(Pow{}, a, b); }
+[[gnu::always_inline]] inline Var pow(const Var& a, double p) { return apply(PowScalar{p}, a); }
+[[gnu::always_inline]] inline Var pow(double c, const Var& b) { return apply(ScalarPow{c}, b); }
+[[gnu::always_inline]] inline Var sin(const Var& a) { return apply(Sin{}, a); }
+[[gnu::always_inline]] inline Var cos(const Var& a) { return apply(Cos{}, a); }
+[[gnu::always_inline]] inline Var tan(const Var& a) { return apply(Tan{}, a); }
+[[gnu::always_inline]] inline Var tanh(const Var& a) { return apply(Tanh{}, a); }
+[[gnu::always_inline]] inline Var sigmoid(const Var& a) { return apply(Sigmoid{}, a); }
+[[gnu::always_inline]] inline Var softplus(const Var& a) { return apply(Softplus{}, a); }
+[[gnu::always_inline]] inline Var gelu(const Var& a) { return apply(Gelu{}, a); }
 
-inline Var relu(const Var& a, const ReluOptions& o = {}) {
+[[gnu::always_inline]] inline Var relu(const Var& a, const ReluOptions& o = {}) {
   // Away from the kink the rule never reads at_zero: skip resolving it (a thread-local lookup).
   return apply(!o.at_zero && a.value() != 0.0 ? Relu{} : Relu::make(o), a);
 }
-inline Var leaky_relu(const Var& a, const LeakyReluOptions& o = {}) {
+[[gnu::always_inline]] inline Var leaky_relu(const Var& a, const LeakyReluOptions& o = {}) {
   return apply(LeakyRelu::make(o), a);
 }
-inline Var leaky_relu(const Var& a, double scale) { return leaky_relu(a, LeakyReluOptions{scale, std::nullopt}); }
-inline Var elu(const Var& a, const EluOptions& o = {}) { return apply(Elu::make(o), a); }
-inline Var elu(const Var& a, double alpha) { return elu(a, EluOptions{alpha, std::nullopt}); }
-inline Var abs(const Var& a, const AbsOptions& o = {}) { return apply(Abs::make(o), a); }
-inline Var max(const Var& a, const Var& b, const TieOptions& o = {}) {
+[[gnu::always_inline]] inline Var leaky_relu(const Var& a, double scale) {
+  return leaky_relu(a, LeakyReluOptions{scale, std::nullopt});
+}
+[[gnu::always_inline]] inline Var elu(const Var& a, const EluOptions& o = {}) {
+  return apply(Elu::make(o), a);
+}
+[[gnu::always_inline]] inline Var elu(const Var& a, double alpha) {
+  return elu(a, EluOptions{alpha, std::nullopt});
+}
+[[gnu::always_inline]] inline Var abs(const Var& a, const AbsOptions& o = {}) {
+  return apply(Abs::make(o), a);
+}
+[[gnu::always_inline]] inline Var max(const Var& a, const Var& b, const TieOptions& o = {}) {
   return apply(Max::make(o), a, b);
 }
-inline Var max(const Var& a, double b, const TieOptions& o = {}) {
+[[gnu::always_inline]] inline Var max(const Var& a, double b, const TieOptions& o = {}) {
   return apply(Max::make(o), a, Var::constant(b));
 }
-inline Var max(double a, const Var& b, const TieOptions& o = {}) {
+[[gnu::always_inline]] inline Var max(double a, const Var& b, const TieOptions& o = {}) {
   return apply(Max::make(o), Var::constant(a), b);
 }
-inline Var min(const Var& a, const Var& b, const TieOptions& o = {}) {
+[[gnu::always_inline]] inline Var min(const Var& a, const Var& b, const TieOptions& o = {}) {
   return apply(Min::make(o), a, b);
 }
-inline Var min(const Var& a, double b, const TieOptions& o = {}) {
+[[gnu::always_inline]] inline Var min(const Var& a, double b, const TieOptions& o = {}) {
   return apply(Min::make(o), a, Var::constant(b));
 }
-inline Var min(double a, const Var& b, const TieOptions& o = {}) {
+[[gnu::always_inline]] inline Var min(double a, const Var& b, const TieOptions& o = {}) {
   return apply(Min::make(o), Var::constant(a), b);
 }
-inline Var clamp(const Var& a, double lo, double hi, const ClampOptions& o = {}) {
+[[gnu::always_inline]] inline Var clamp(const Var& a, double lo, double hi,
+                                         const ClampOptions& o = {}) {
   return apply(Clamp::make(lo, hi, o), a);
 }
 

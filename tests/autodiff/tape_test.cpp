@@ -128,6 +128,21 @@ TEST_CASE("NoGrad computes values, records nothing, and its results are constant
   REQUIRE_THROWS_AS(y.backward(), tg::TapeError);
 }
 
+TEST_CASE("comparing a Var with a plain number records nothing", "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 2.0;
+  const std::size_t recorded = tape.size();
+  REQUIRE(x > 0.0);
+  REQUIRE(0.0 < x);
+  REQUIRE(x == 2.0);
+  REQUIRE(2.0 == x);
+  REQUIRE(x != 3.0);
+  REQUIRE(x <= 2.0);
+  REQUIRE_FALSE(x < 1.5);
+  REQUIRE(tape.size() == recorded);
+}
+
 // ---- Misuse -------------------------------------------------------------------------------------
 
 TEST_CASE("a Var used after its tape was reset throws TapeError, never reads garbage",
