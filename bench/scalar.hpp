@@ -18,9 +18,14 @@
 
 namespace tgbench {
 
-/// The workloads in the order they run and are reported.
-inline constexpr std::array<std::string_view, 6> kWorkloads = {
-    Sumsq::name, Logsumexp::name, Rosenbrock::name, NormalLpdf::name, ReluMlp::name, Chain::name};
+/// The workloads in the order they run and are reported: the six, then the small ones.
+inline constexpr std::array<std::string_view, 10> kWorkloads = {
+    Sumsq::name,      Logsumexp::name,      Rosenbrock::name,      NormalLpdf::name,
+    ReluMlp::name,    Chain::name,
+    SumsqSmall::name, LogsumexpSmall::name, RosenbrockSmall::name, NormalLpdfSmall::name};
+
+/// True for the n = 2,000 versions, which the targets do not cover.
+constexpr bool is_small(std::string_view workload) { return workload.ends_with("_n2000"); }
 
 /// Calls f with a freshly built workload object of the given name.
 template <class F>
@@ -31,6 +36,10 @@ void with_workload(std::string_view name, F&& f) {
   else if (name == NormalLpdf::name) std::forward<F>(f)(NormalLpdf{});
   else if (name == ReluMlp::name) std::forward<F>(f)(ReluMlp{});
   else if (name == Chain::name) std::forward<F>(f)(Chain{});
+  else if (name == SumsqSmall::name) std::forward<F>(f)(SumsqSmall{});
+  else if (name == LogsumexpSmall::name) std::forward<F>(f)(LogsumexpSmall{});
+  else if (name == RosenbrockSmall::name) std::forward<F>(f)(RosenbrockSmall{});
+  else if (name == NormalLpdfSmall::name) std::forward<F>(f)(NormalLpdfSmall{});
 }
 
 /// Registers benchmark "<workload>/<tool>" running body(state, w) on its own copy of the workload.
