@@ -1,6 +1,6 @@
 // convergence_race: the same deep MLP (6 hidden layers by default) trained on a Fashion-MNIST
 // subset once with each activation, sigmoid, tanh, ReLU, leaky ReLU, ELU and GELU, from the same
-// seed, with the same batches and the same plain SGD (W* = W - lr dE/dW, the lecture notes'
+// seeds, with the same batches and the same plain SGD (W* = W - lr dE/dW, the lecture notes'
 // update). How many steps (and epochs, and seconds) does each need to bring the training loss
 // down to a target? The lecture notes claim ReLU "speeds up the convergence of neural networks,
 // compared to other activation functions"; Clevert et al. (2015) claim ELU learns faster than ReLU
@@ -97,6 +97,9 @@ struct Run {
   int steps_done = 0;
   bool diverged = false;
   nn::Evaluation test;
+
+  double final_loss() const { return curve.empty() ? std::numeric_limits<double>::quiet_NaN() : curve.back(); }
+  double ms_per_step() const { return steps_done > 0 ? 1000 * seconds / steps_done : 0.0; }
 };
 
 // Trains one network for c.steps SGD steps (epochs of the training subset, reshuffled each epoch).
@@ -210,8 +213,8 @@ int run(const Config& c) {
       csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", a, init_name(a), seed,
                          r.steps_to_target ? fmt::format("{}", *r.steps_to_target) : "",
                          r.steps_to_target ? fmt::format("{}", *r.steps_to_target / steps_per_epoch) : "",
-                         r.steps_to_target ? fmt::format("{}", r.seconds_to_target) : "", r.curve.back(), r.test.loss,
-                         r.test.accuracy, 1000 * r.seconds / r.steps_done, r.steps_done, r.diverged ? 1 : 0);
+                         r.steps_to_target ? fmt::format("{}", r.seconds_to_target) : "", r.final_loss(), r.test.loss,
+                         r.test.accuracy, r.ms_per_step(), r.steps_done, r.diverged ? 1 : 0);
     }
     const Run& med = s.median();
     auto steps = [](const Run& r) { return r.steps_to_target ? fmt::format("{}", *r.steps_to_target) : std::string("-"); };
@@ -220,13 +223,13 @@ int run(const Config& c) {
     const std::string to_target = med.steps_to_target ? fmt::format("{} [{}, {}]", steps(med), steps(*fastest), steps(*slowest))
                                   : med.diverged      ? std::string("diverged")
                                                       : std::string("not reached");
-    fmt::print("{:<10} {:<11} {:>7} {:>20} {:>7} {:>8} {:>10.4f} {:>9.4f} {:>8.3f} {:>7.2f}\n", a, init_name(a),
+    fmt::print("{:<10} {:<11} {:>7} {:>20} {:>7} {:>8} {:>10.4g} {:>9.4g} {:>8.3f} {:>7.2f}\n", a, init_name(a),
                fmt::format("{}/{}", s.reached(), c.seeds), to_target,
                med.steps_to_target ? fmt::format("{:.2f}", *med.steps_to_target / steps_per_epoch) : "-",
                med.steps_to_target ? fmt::format("{:.2f}", med.seconds_to_target) : "-",
-               s.mean([](const Run& r) { return r.curve.back(); }), s.mean([](const Run& r) { return r.test.loss; }),
+               s.mean([](const Run& r) { return r.final_loss(); }), s.mean([](const Run& r) { return r.test.loss; }),
                s.mean([](const Run& r) { return r.test.accuracy; }),
-               s.mean([](const Run& r) { return 1000 * r.seconds / r.steps_done; }));
+               s.mean([](const Run& r) { return r.ms_per_step(); }));
     summaries.push_back(std::move(s));
   }
 

@@ -216,7 +216,9 @@ int run(const Config& c) {
     const double rel = std::abs(e.ad - e.fd) / std::max(1e-300, std::max(std::abs(e.ad), std::abs(e.fd)));
     fmt::print("{:<6} {:>8.4f} {:>14.8f} {:>14.8f} {:>10.2e} {:>4}\n", kNames[e.input], e.x, e.ad, e.fd, rel, e.ok ? "yes" : "NO");
   }
-  fmt::print("{}\n\n", report.summary());
+  std::string summary = report.summary();
+  if (!summary.ends_with('\n')) summary += '\n';
+  fmt::print("{}\n", summary);
   if (!report.ok()) throw ValueError("the gradient disagrees with finite differences; not fitting with it");
 
   // 2. Gradient descent with Adam.
@@ -230,6 +232,10 @@ int run(const Config& c) {
   double l = 0;
   for (int it = 0; it <= c.iterations; ++it) {
     l = loss_and_gradient(p, pb, grad);
+    if (!std::isfinite(l)) {
+      throw ValueError(fmt::format("the loss became {} at iteration {} (omega {}, zeta {}, x0 {}, v0 {}); try a smaller --lr", l, it,
+                                   p[0], p[1], p[2], p[3]));
+    }
     its.push_back(it);
     losses.push_back(l);
     csv += fmt::format("{},{},{},{},{},{}\n", it, l, p[0], p[1], p[2], p[3]);

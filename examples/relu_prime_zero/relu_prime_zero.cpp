@@ -113,14 +113,12 @@ struct Row {
   std::int64_t elements = 0;     // differing gradient elements, over all batches
   double max_relative = 0;       // largest |g0 - g1| / max |g0| over the batches
   double final_loss = 0;
-  double seconds = 0;
 };
 
 // Trains with plain SGD and relu'(0) = 0 over c.batches batches; at each step also backpropagates
 // with relu'(0) = 1 at the same weights and compares.
 Row measure(const std::string& sweep, int depth, std::int64_t width, Dtype dtype, const nn::TensorDataset& data,
             const Config& c) {
-  const auto start = std::chrono::steady_clock::now();
   const auto model_ptr = make_model(depth, width, dtype, c.seed);
   nn::Sequential& model = *model_ptr;
   nn::SGD opt(model.named_parameters(), {.lr = c.lr});
@@ -151,7 +149,6 @@ Row measure(const std::string& sweep, int depth, std::int64_t width, Dtype dtype
     r.final_loss = nn::cross_entropy(model(b.x), b.labels).item();
   }
   tape.reset();
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }
 
@@ -180,23 +177,23 @@ int run(const Config& c) {
              "with relu'(0) = 0 and with relu'(0) = 1 and the first layer's weight gradients compared bitwise; seed {}\n\n",
              c.lr, c.batches, c.batch_size, c.seed);
 
-  const std::string header = fmt::format("{:<7} {:>6} {:>5} {:>7} {:>7} {:>8} {:>9} {:>10} {:>9} {:>10} {:>9} {:>9} {:>6}",
+  const std::string header = fmt::format("{:<7} {:>6} {:>5} {:>7} {:>7} {:>8} {:>9} {:>10} {:>9} {:>10} {:>9} {:>9}",
                                          "dtype", "width", "depth", "batches", "differ", "differ %", "pre-acts", "kink hits",
-                                         "hit bat.", "elem.diff", "max rel.", "end loss", "sec");
+                                         "hit bat.", "elem.diff", "max rel.", "end loss");
   fmt::print("{}\n{}\n", header, std::string(header.size(), '-'));
   std::vector<Row> rows;
   std::string csv = "sweep,dtype,width,depth,batches,differ,differ_fraction,pre_activations,batches_with_kink_hits,kink_hits,"
-                    "differing_elements,max_relative_difference,differ_without_kink_hits,final_loss,seconds\n";
+                    "differing_elements,max_relative_difference,differ_without_kink_hits,final_loss\n";
   auto one = [&](const std::string& sweep, int depth, std::int64_t width) {
     for (Dtype dtype : {Dtype::f32, Dtype::f64}) {
       const Row r = measure(sweep, depth, width, dtype, dtype == Dtype::f32 ? data32 : data64, c);
       const double fraction = r.batches > 0 ? static_cast<double>(r.differ) / r.batches : 0.0;
-      fmt::print("{:<7} {:>6} {:>5} {:>7} {:>7} {:>8.1f} {:>9.2e} {:>10} {:>9} {:>10} {:>9.2e} {:>9.4f} {:>6.1f}\n",
+      fmt::print("{:<7} {:>6} {:>5} {:>7} {:>7} {:>8.1f} {:>9.2e} {:>10} {:>9} {:>10} {:>9.2e} {:>9.4f}\n",
                  dtype == Dtype::f32 ? "float32" : "float64", r.width, r.depth, r.batches, r.differ, 100 * fraction,
-                 static_cast<double>(r.preacts), r.kink_hits, r.with_hits, r.elements, r.max_relative, r.final_loss, r.seconds);
-      csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", sweep, dtype_name(dtype), r.width, r.depth, r.batches,
+                 static_cast<double>(r.preacts), r.kink_hits, r.with_hits, r.elements, r.max_relative, r.final_loss);
+      csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", sweep, dtype_name(dtype), r.width, r.depth, r.batches,
                          r.differ, fraction, r.preacts, r.with_hits, r.kink_hits, r.elements, r.max_relative, r.differ_without_hits,
-                         r.final_loss, r.seconds);
+                         r.final_loss);
       rows.push_back(r);
     }
   };
