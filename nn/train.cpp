@@ -154,8 +154,8 @@ std::vector<EpochStats> fit(Module& model, Optimizer& optimizer, DataLoader& tra
       std::string line = fmt::format("epoch {}/{}  loss {:.4f}", e, o.epochs, s.train_loss);
       if (classification) line += fmt::format("  acc {:.4f}", s.train_accuracy);
       if (s.validation) {
-        line += fmt::format("  val_loss {:.4f}", s.validation->loss);
-        if (classification) line += fmt::format("  val_acc {:.4f}", s.validation->accuracy);
+        line += fmt::format("  {}_loss {:.4f}", o.validation_name, s.validation->loss);
+        if (classification) line += fmt::format("  {}_acc {:.4f}", o.validation_name, s.validation->accuracy);
       }
       line += fmt::format("  {:.2f}s  {:.0f} samples/s", s.seconds, s.samples_per_second);
       fmt::print(o.out, "{}\n", line);

@@ -51,6 +51,9 @@ struct FitOptions {
   int first_epoch = 1;
   /// Evaluated after every epoch when given.
   const TensorDataset* validation = nullptr;
+  /// What the per-epoch lines call that set: "val_loss", "val_acc" by default ("test" when it is
+  /// the test set, say).
+  std::string validation_name = "val";
   /// Progress bar: default when `out` is a terminal.
   std::optional<bool> progress{};
   /// Per-epoch lines ("epoch 3/10  loss 0.41  acc 0.853 ...") on `out`; nullptr prints nothing.

@@ -43,6 +43,8 @@ struct Config {
   std::uint64_t seed = 1;
   int threads = 1;
   double val_split = 0.0;
+  std::int64_t train_limit = 0;  // 0: every training sample
+  std::int64_t test_limit = 0;
   std::string checkpoint;
   std::string resume;
   std::string metrics;
@@ -150,6 +152,8 @@ int run(const Config& c) {
   if (!c.csv.empty() && c.target.empty()) throw ValueError("--csv needs --target COLUMN (the column to predict)");
   examples::Split data = c.csv.empty() ? examples::load_idx(c.data)
                                        : examples::load_csv(c.csv, c.target, task, c.test_split, c.seed);
+  if (c.train_limit > 0 && c.train_limit < data.train.size()) data.train = data.train.slice(0, c.train_limit);
+  if (c.test_limit > 0 && c.test_limit < data.test.size()) data.test = data.test.slice(0, c.test_limit);
   nn::TensorDataset train = data.train;
   std::optional<nn::TensorDataset> validation;
   if (c.val_split > 0) {
@@ -158,6 +162,9 @@ int run(const Config& c) {
     validation = v;
   }
   fmt::print("data: {}\n", data.description);
+  if (c.train_limit > 0 || c.test_limit > 0) {
+    fmt::print("using {} training and {} test samples (--train-limit, --test-limit)\n", data.train.size(), data.test.size());
+  }
 
   // Model.
   const ActivationSpec act = parse_activation(c.activation);
@@ -200,6 +207,7 @@ int run(const Config& c) {
   fo.epochs = c.epochs;
   fo.first_epoch = first_epoch;
   fo.validation = &report_set;
+  fo.validation_name = validation ? "val" : "test";
   if (c.progress != "auto") fo.progress = c.progress == "on";
   fo.on_epoch = [&](const nn::EpochStats& s) {
     const nn::Evaluation& ev = *s.validation;
@@ -262,6 +270,8 @@ int main(int argc, char** argv) {
   app.add_option("--seed", c.seed, "seed of initialisation, shuffling and splits (same seed and threads, same result)")->capture_default_str();
   app.add_option("--threads", c.threads, "threads for matrix products")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--val-split", c.val_split, "fraction of the training set held out for per-epoch validation (0: report the test set)")->capture_default_str();
+  app.add_option("--train-limit", c.train_limit, "use only the first N training samples (0: all), for quick runs")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--test-limit", c.test_limit, "use only the first N test samples (0: all)")->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--checkpoint", c.checkpoint, "save model and optimizer (safetensors) after every epoch to this path");
   app.add_option("--resume", c.resume, "continue from a checkpoint written by --checkpoint");
   app.add_option("--metrics", c.metrics, "write per-epoch figures to this CSV file");
