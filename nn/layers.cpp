@@ -105,7 +105,7 @@ std::string ELU::describe() const {
 
 // ---- Dropout -------------------------------------------------------------------------------------
 
-Dropout::Dropout(double p, std::optional<std::uint64_t> seed) : p_(p), state_(seed.value_or(next_seed())) {
+Dropout::Dropout(double p, std::optional<std::uint64_t> seed) : p_(p), generator_(seed.value_or(next_seed())) {
   if (!(p >= 0.0 && p < 1.0)) throw ValueError(fmt::format("Dropout: p must be in [0, 1), got {}", p));
 }
 
@@ -113,11 +113,10 @@ Tensor Dropout::forward(const Tensor& x) {
   if (!is_training() || p_ == 0.0) return x;
   Tape& tape = active_tape();
   Tensor mask = Tensor::recorded(tape, x.shape(), x.dtype(), false);
-  std::mt19937_64 gen(state_++);
   const double keep = 1.0 / (1.0 - p_);
   const auto threshold = static_cast<std::uint64_t>(p_ * 18446744073709551616.0);
   for (std::int64_t i = 0; i < x.numel(); ++i) {
-    const double m = gen() >= threshold ? keep : 0.0;
+    const double m = generator_() >= threshold ? keep : 0.0;
     if (x.dtype() == Dtype::f32) mask.data_unchecked<float>()[i] = static_cast<float>(m);
     else mask.data_unchecked<double>()[i] = m;
   }

@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -164,7 +165,8 @@ class Softplus : public Activation {
 };
 
 /// In training mode zeroes each element with probability p and scales the rest by 1 / (1 - p);
-/// in evaluation mode the identity. The mask comes from a seeded generator that advances per call.
+/// in evaluation mode the identity. The masks come from one seeded generator that each call draws
+/// on, so the masks of successive calls (and of layers with nearby seeds) are independent.
 class Dropout : public Module {
  public:
   explicit Dropout(double p = 0.5, std::optional<std::uint64_t> seed = std::nullopt);
@@ -173,7 +175,7 @@ class Dropout : public Module {
 
  private:
   double p_;
-  std::uint64_t state_;
+  std::mt19937_64 generator_;
 };
 
 /// Units whose input was never positive, per activation module of a model, with dotted names.

@@ -121,14 +121,16 @@ std::vector<EpochStats> fit(Module& model, Optimizer& optimizer, DataLoader& tra
       tape.reset();
       const Tensor out = model(b.x);
       const Tensor loss = loss_of(out, b, classification);
-      loss.backward();
-      optimizer.step();
-      optimizer.zero_grad();
       const double l = loss.item();
-      if (!std::isfinite(l)) {
+      if (!std::isfinite(l)) {  // before the update: the model keeps the last finite weights
         throw ValueError(fmt::format("fit: the loss became {} in epoch {}, batch {} (learning rate {} too large?)", l, e,
                                      done, optimizer.learning_rate()));
       }
+      // Cleared before each backward, not after: gradients left from before the call do not leak
+      // into the first update, and the last batch's gradients stay readable (gradient_norms).
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
       loss_sum += l * static_cast<double>(b.size());
       seen += b.size();
       if (classification) {

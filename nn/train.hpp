@@ -63,7 +63,9 @@ struct FitOptions {
 };
 
 /// Trains `model` with `optimizer` over `train` for epochs first_epoch..epochs and returns each
-/// epoch's figures.
+/// epoch's figures. Each step: reset the tape, forward, loss, zero_grad, backward, step; so
+/// gradients from before the call are ignored and the last batch's remain for diagnostics
+/// (gradient_norms). A non-finite loss throws tg::ValueError before its update is applied.
 std::vector<EpochStats> fit(Module& model, Optimizer& optimizer, DataLoader& train, const FitOptions& options = {});
 
 /// Index of the largest logit of each row of a [batch, classes] tensor.

@@ -165,6 +165,19 @@ TEST_CASE("Dropout: the same seed gives the same masks, each call draws a new on
   REQUIRE(a1 != a2);
 }
 
+TEST_CASE("Dropout: layers with nearby seeds do not replay each other's masks", "[nn][dropout]") {
+  // A generator re-seeded per call with seed + call count would give layer 9's second mask to
+  // layer 10's first call.
+  Dropout a(0.5, 9);
+  Dropout b(0.5, 10);
+  const Tensor x = Tensor::ones({1, 64}, Dtype::f64);
+  a(x);
+  const std::vector<double> a2 = a(x).to_vector();
+  const std::vector<double> b1 = b(x).to_vector();
+  tg::active_tape().reset();
+  REQUIRE(a2 != b1);
+}
+
 TEST_CASE("Dropout: the gradient goes through the kept elements only, scaled the same way", "[nn][dropout]") {
   const double p = 0.5;
   Dropout d(p, 21);

@@ -130,6 +130,29 @@ TEST_CASE("fit: two runs with the same seeds give bitwise the same losses and we
   REQUIRE(a.weights == b.weights);
 }
 
+TEST_CASE("fit: gradients left from before the call do not leak into the first update; the last batch's stay",
+          "[nn][train]") {
+  // Two identical models; one enters fit with a large stale gradient on every parameter.
+  auto train_one = [](bool stale) {
+    Linear model(2, 1, {.seed = 3});
+    if (stale) {
+      tg::sum(model(Tensor::full({4, 2}, 100.0f)) * 1000.0).backward();
+      tg::active_tape().reset();
+    }
+    SGD opt(model.named_parameters(), {.lr = 0.1});
+    const TensorDataset data = linear_data(64, 4);
+    DataLoader loader(data, {.batch_size = 16, .shuffle = false});
+    fit(model, opt, loader, {.epochs = 1, .out = nullptr});
+    return std::pair{tgtest::snapshot(model), gradient_norms(model)};
+  };
+  const auto [clean, clean_norms] = train_one(false);
+  const auto [stale, stale_norms] = train_one(true);
+  REQUIRE(clean == stale);
+  REQUIRE(clean_norms.size() == 2);
+  REQUIRE(clean_norms[0].norm > 0.0);  // the last batch's gradient, readable after fit
+  REQUIRE(clean_norms[0].norm == stale_norms[0].norm);
+}
+
 TEST_CASE("evaluate: the confusion matrix sums to the sample count, its trace to the correct ones", "[nn][train]") {
   manual_seed(8);
   auto model = classifier();
