@@ -288,6 +288,9 @@ void binary_backward(const R& rule, const T* a, bool a_scalar, const T* b, bool 
   else run(EachElement{}, EachElement{});
 }
 
+/// Which operand of a binary operation is a single row broadcast over the other's rows.
+enum class RowOperand : std::uint8_t { none, a, b };
+
 /// Calls f.template operator()<PA, PB>() for the runtime modes.
 template <class F>
 void with_puts(Put pa, Put pb, F&& f) {
@@ -395,10 +398,26 @@ Tensor binary(const R& rule, const Tensor& a, const Tensor& b, Tape& tape) {
   const bool simple = (a_full && b_full) || (a_full && b.numel() == 1) || (b_full && a.numel() == 1);
   const bool a_scalar = !a_full;  // in a simple layout, not full means one element
   const bool b_scalar = !b_full;
+  // The row layout: one operand full, the other one row of it (shape [..., 1, w] against the
+  // output's [..., w]), as a bias added to a batch. Run row by row with the elementwise loops.
+  const std::int64_t width = shape.rank() > 0 ? shape[shape.rank() - 1] : 1;
+  const auto is_row = [&](const Shape& s) {
+    return width > 1 && s.rank() > 0 && s[s.rank() - 1] == width && s.numel() == width;
+  };
+  const RowOperand row = simple                     ? RowOperand::none
+                         : a_full && is_row(b.shape()) ? RowOperand::b
+                         : b_full && is_row(a.shape()) ? RowOperand::a
+                                                       : RowOperand::none;
   [[maybe_unused]] std::uint64_t hits = 0;
   const Broadcast* plan = nullptr;
   if (simple) {
     hits = binary_forward(rule, x1, a_scalar, x2, b_scalar, out, n, grad);
+  } else if (row != RowOperand::none) {
+    for (std::int64_t o = 0; o < n; o += width) {
+      const T* r1 = row == RowOperand::a ? x1 : x1 + o;
+      const T* r2 = row == RowOperand::b ? x2 : x2 + o;
+      hits += binary_forward(rule, r1, false, r2, false, out + o, width, grad);
+    }
   } else {
     // The plan lives in the arena with the recording (the backward needs it too).
     plan = ::new (tape.arena().allocate(sizeof(Broadcast), alignof(Broadcast)))
@@ -421,7 +440,8 @@ Tensor binary(const R& rule, const Tensor& a, const Tensor& b, Tape& tape) {
     check_anomaly(tape, R::name, "forward", out, n, x1, a.numel(), x2, b.numel());
   }
   if (grad) {
-    tape.record_backward([rule, a = a.operand(), b = b.operand(), y = Result<T>(y), plan](Tape& t) {
+    tape.record_backward([rule, a = a.operand(), b = b.operand(), y = Result<T>(y), plan, row,
+                          width](Tape& t) {
       const T* gy = y.gradient(t);
       if (gy == nullptr) return;
       const T* xa = a.values<T>();
@@ -430,7 +450,26 @@ Tensor binary(const R& rule, const Tensor& a, const Tensor& b, Tape& tape) {
       const std::int64_t count = y.numel;
       T* ga = nullptr;
       T* gb = nullptr;
-      if (plan == nullptr) {
+      if (row != RowOperand::none) {
+        // The full operand's gradient elementwise; the row's, row after row into the same
+        // buffer (the order of the generic path's sums): the first row may assign, the rest add.
+        bool over_a = false;
+        bool over_b = false;
+        ga = a.grad_target<T>(t, over_a);
+        gb = b.grad_target<T>(t, over_b);
+        for (std::int64_t o = 0; o < count; o += width) {
+          const bool a_is_row = row == RowOperand::a;
+          const Put pa = put_mode(ga, over_a && (!a_is_row || o == 0));
+          const Put pb = put_mode(gb, over_b && (a_is_row || o == 0));
+          const std::int64_t oa = a_is_row ? 0 : o;
+          const std::int64_t ob = a_is_row ? o : 0;
+          with_puts(pa, pb, [&]<Put PA, Put PB>() {
+            binary_backward<PA, PB>(rule, xa + oa, false, xb + ob, false, yv + o, gy + o,
+                                    ga == nullptr ? nullptr : ga + oa,
+                                    gb == nullptr ? nullptr : gb + ob, width);
+          });
+        }
+      } else if (plan == nullptr) {
         // Overwriting needs every element written once: a full operand, not a broadcast one.
         bool over_a = false;
         bool over_b = false;
