@@ -116,6 +116,20 @@ template void check_anomaly<float>(const Tape&, std::string_view, std::string_vi
 template void check_anomaly<double>(const Tape&, std::string_view, std::string_view, const double*,
                                     std::int64_t, const double*, std::int64_t, const double*, std::int64_t);
 
+// The loops of the built-in rules (see the extern declarations in tensor_ops.hpp), once.
+#define TAPEGRAD_TENSOR_DEFINE_UNARY(R)                                \
+  template Tensor unary<float, R>(const R&, const Tensor&, Tape&); \
+  template Tensor unary<double, R>(const R&, const Tensor&, Tape&);
+#define TAPEGRAD_TENSOR_DEFINE_BINARY(R)                                                    \
+  template Tensor binary<float, R>(const R&, const Tensor&, const Tensor&, Tape&);         \
+  template Tensor binary<double, R>(const R&, const Tensor&, const Tensor&, Tape&);        \
+  template Tensor binary_constant<float, R>(const R&, const Tensor&, double, bool, Tape&); \
+  template Tensor binary_constant<double, R>(const R&, const Tensor&, double, bool, Tape&);
+TAPEGRAD_TENSOR_UNARY_RULES(TAPEGRAD_TENSOR_DEFINE_UNARY)
+TAPEGRAD_TENSOR_BINARY_RULES(TAPEGRAD_TENSOR_DEFINE_BINARY)
+#undef TAPEGRAD_TENSOR_DEFINE_UNARY
+#undef TAPEGRAD_TENSOR_DEFINE_BINARY
+
 }  // namespace detail
 
 // ---- GEMM ---------------------------------------------------------------------------------------------

@@ -498,6 +498,27 @@ Tensor binary(const R& rule, const Tensor& a, const Tensor& b, Tape& tape) {
   return y;
 }
 
+// The built-in rules' loops are compiled once, in tensor_ops.cpp, not in every translation unit
+// that uses a tensor operation: each rule's forward and backward exist for two element types, up to
+// three instruction sets and every gradient write mode, which made a test file of tensor arithmetic
+// take a minute to compile. A user's own rule is instantiated where it is used, as before.
+#define TAPEGRAD_TENSOR_UNARY_RULES(X)                                                         \
+  X(Neg) X(Exp) X(Expm1) X(Log) X(Log1p) X(Sqrt) X(PowScalar) X(ScalarPow) X(Sin) X(Cos) X(Tan) \
+  X(Tanh) X(Sigmoid) X(Softplus) X(Gelu) X(Relu) X(LeakyRelu) X(Elu) X(Abs) X(Clamp)
+#define TAPEGRAD_TENSOR_BINARY_RULES(X) X(Add) X(Sub) X(Mul) X(Div) X(Pow) X(Max) X(Min)
+#define TAPEGRAD_TENSOR_EXTERN_UNARY(R)                                       \
+  extern template Tensor unary<float, R>(const R&, const Tensor&, Tape&); \
+  extern template Tensor unary<double, R>(const R&, const Tensor&, Tape&);
+#define TAPEGRAD_TENSOR_EXTERN_BINARY(R)                                                    \
+  extern template Tensor binary<float, R>(const R&, const Tensor&, const Tensor&, Tape&);  \
+  extern template Tensor binary<double, R>(const R&, const Tensor&, const Tensor&, Tape&); \
+  extern template Tensor binary_constant<float, R>(const R&, const Tensor&, double, bool, Tape&); \
+  extern template Tensor binary_constant<double, R>(const R&, const Tensor&, double, bool, Tape&);
+TAPEGRAD_TENSOR_UNARY_RULES(TAPEGRAD_TENSOR_EXTERN_UNARY)
+TAPEGRAD_TENSOR_BINARY_RULES(TAPEGRAD_TENSOR_EXTERN_BINARY)
+#undef TAPEGRAD_TENSOR_EXTERN_UNARY
+#undef TAPEGRAD_TENSOR_EXTERN_BINARY
+
 }  // namespace detail
 
 /// Records a one-input rule on every element of a.

@@ -47,7 +47,7 @@ struct Config {
   std::int64_t test_limit = 0;
   std::string checkpoint;
   std::string resume;
-  std::string metrics;
+  std::string metrics = "tapegrad-train.csv";
   std::string plot = "tapegrad-train.png";
   std::string progress = "auto";
 };
@@ -274,7 +274,7 @@ int main(int argc, char** argv) {
   app.add_option("--test-limit", c.test_limit, "use only the first N test samples (0: all)")->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--checkpoint", c.checkpoint, "save model and optimizer (safetensors) after every epoch to this path");
   app.add_option("--resume", c.resume, "continue from a checkpoint written by --checkpoint");
-  app.add_option("--metrics", c.metrics, "write per-epoch figures to this CSV file");
+  app.add_option("--metrics", c.metrics, "per-epoch figures, written to this CSV file after every epoch; empty to skip")->capture_default_str();
   app.add_option("--plot", c.plot, "loss/accuracy plot (PNG, via gnuplot); empty to skip")->capture_default_str();
   app.add_option("--progress", c.progress, "progress bar: auto (on a terminal), on, off")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
