@@ -1,6 +1,7 @@
 // tapegrad_bench_scalar: the five workloads and the chain of issue 2, with tapegrad, the
 // hand-written adjoint and (when built with them) Sacado and ADOL-C, followed by a summary table of
 // the ratios and the targets. Run with --benchmark_repetitions=N (docs/benchmarks.md).
+#include "bench_main.hpp"
 #include "scalar.hpp"
 
 #include <algorithm>
@@ -9,7 +10,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unistd.h>
 #include <vector>
 
 namespace tgbench {
@@ -158,39 +158,20 @@ class SummaryReporter : public benchmark::ConsoleReporter {
   std::map<std::string, Entry> entries_;
 };
 
-bool wants_console(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a = argv[i];
-    if (a.starts_with("--benchmark_format=") && a != "--benchmark_format=console") return false;
-  }
-  return true;
-}
-
 }  // namespace
 }  // namespace tgbench
 
 int main(int argc, char** argv) {
-  const bool console = tgbench::wants_console(argc, argv);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  for (std::string_view w : tgbench::kWorkloads) {
-    tgbench::register_hand(w);
-    tgbench::register_tapegrad(w);
+  return tgbench::benchmark_main<tgbench::SummaryReporter>(argc, argv, [] {
+    for (std::string_view w : tgbench::kWorkloads) {
+      tgbench::register_hand(w);
+      tgbench::register_tapegrad(w);
 #ifdef TAPEGRAD_BENCH_HAVE_SACADO
-    tgbench::register_sacado(w);
+      tgbench::register_sacado(w);
 #endif
 #ifdef TAPEGRAD_BENCH_HAVE_ADOLC
-    tgbench::register_adolc(w);
+      tgbench::register_adolc(w);
 #endif
-  }
-  if (console) {
-    tgbench::SummaryReporter reporter(isatty(STDOUT_FILENO) != 0
-                                          ? benchmark::ConsoleReporter::OO_Color
-                                          : benchmark::ConsoleReporter::OO_None);
-    benchmark::RunSpecifiedBenchmarks(&reporter);
-  } else {
-    benchmark::RunSpecifiedBenchmarks();
-  }
-  benchmark::Shutdown();
-  return 0;
+    }
+  });
 }

@@ -13,8 +13,7 @@
 // Heap allocations are counted by replacing the global operator new/delete in this program and by
 // interposing malloc and friends (so that allocations inside OpenBLAS, Eigen or fmt count too).
 #include "tensor_bench.hpp"
-
-#include <unistd.h>
+#include "bench_main.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -466,33 +465,14 @@ class SummaryReporter : public benchmark::ConsoleReporter {
   std::map<std::string, Entry> entries_;
 };
 
-bool wants_console(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a = argv[i];
-    if (a.starts_with("--benchmark_format=") && a != "--benchmark_format=console") return false;
-  }
-  return true;
-}
-
 }  // namespace
 }  // namespace tgbench::tensor
 
 int main(int argc, char** argv) {
-  const bool console = tgbench::tensor::wants_console(argc, argv);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  tgbench::tensor::register_tapegrad();
+  return tgbench::benchmark_main<tgbench::tensor::SummaryReporter>(argc, argv, [] {
+    tgbench::tensor::register_tapegrad();
 #ifdef TAPEGRAD_BENCH_HAVE_TORCH
-  tgbench::tensor::register_torch();
+    tgbench::tensor::register_torch();
 #endif
-  if (console) {
-    tgbench::tensor::SummaryReporter reporter(isatty(STDOUT_FILENO) != 0
-                                                  ? benchmark::ConsoleReporter::OO_Color
-                                                  : benchmark::ConsoleReporter::OO_None);
-    benchmark::RunSpecifiedBenchmarks(&reporter);
-  } else {
-    benchmark::RunSpecifiedBenchmarks();
-  }
-  benchmark::Shutdown();
-  return 0;
+  });
 }

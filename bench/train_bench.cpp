@@ -14,8 +14,7 @@
 // Every tool starts from the same weights and batch; before timing, each one's loss at step 1 and
 // at step kCheckSteps is compared with the floor's and a benchmark that disagrees is skipped.
 #include "train_bench.hpp"
-
-#include <unistd.h>
+#include "bench_main.hpp"
 
 #include <algorithm>
 #include <autodiff/autodiff.hpp>
@@ -526,33 +525,14 @@ class SummaryReporter : public benchmark::ConsoleReporter {
   std::map<std::string, Entry> entries_;
 };
 
-bool wants_console(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a = argv[i];
-    if (a.starts_with("--benchmark_format=") && a != "--benchmark_format=console") return false;
-  }
-  return true;
-}
-
 }  // namespace
 }  // namespace tgbench::train
 
 int main(int argc, char** argv) {
-  const bool console = tgbench::train::wants_console(argc, argv);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  tgbench::train::register_tapegrad();
+  return tgbench::benchmark_main<tgbench::train::SummaryReporter>(argc, argv, [] {
+    tgbench::train::register_tapegrad();
 #ifdef TAPEGRAD_BENCH_HAVE_TORCH
-  tgbench::train::register_torch();
+    tgbench::train::register_torch();
 #endif
-  if (console) {
-    tgbench::train::SummaryReporter reporter(isatty(STDOUT_FILENO) != 0
-                                                 ? benchmark::ConsoleReporter::OO_Color
-                                                 : benchmark::ConsoleReporter::OO_None);
-    benchmark::RunSpecifiedBenchmarks(&reporter);
-  } else {
-    benchmark::RunSpecifiedBenchmarks();
-  }
-  benchmark::Shutdown();
-  return 0;
+  });
 }
