@@ -402,7 +402,7 @@ Tensor binary(const R& rule, const Tensor& a, const Tensor& b, Tape& tape) {
   // output's [..., w]), as a bias added to a batch. Run row by row with the elementwise loops.
   const std::int64_t width = shape.rank() > 0 ? shape[shape.rank() - 1] : 1;
   const auto is_row = [&](const Shape& s) {
-    return width > 1 && s.rank() > 0 && s[s.rank() - 1] == width && s.numel() == width;
+    return n > 0 && width > 1 && s.rank() > 0 && s[s.rank() - 1] == width && s.numel() == width;
   };
   const RowOperand row = simple                     ? RowOperand::none
                          : a_full && is_row(b.shape()) ? RowOperand::b
@@ -453,12 +453,20 @@ Tensor binary(const R& rule, const Tensor& a, const Tensor& b, Tape& tape) {
       if (row != RowOperand::none) {
         // The full operand's gradient elementwise; the row's, row after row into the same
         // buffer (the order of the generic path's sums): the first row may assign, the rest add.
+        // The row's target is taken first: when it is a view into the full operand's gradient
+        // (h + h.rows(k, k + 1)), that zeroes the shared buffer and the full operand then adds,
+        // rather than being handed the buffer to overwrite after the row's sums went into it.
+        const bool a_is_row = row == RowOperand::a;
         bool over_a = false;
         bool over_b = false;
-        ga = a.grad_target<T>(t, over_a);
-        gb = b.grad_target<T>(t, over_b);
+        if (a_is_row) {
+          ga = a.grad_target<T>(t, over_a);
+          gb = b.grad_target<T>(t, over_b);
+        } else {
+          gb = b.grad_target<T>(t, over_b);
+          ga = a.grad_target<T>(t, over_a);
+        }
         for (std::int64_t o = 0; o < count; o += width) {
-          const bool a_is_row = row == RowOperand::a;
           const Put pa = put_mode(ga, over_a && (!a_is_row || o == 0));
           const Put pb = put_mode(gb, over_b && (a_is_row || o == 0));
           const std::int64_t oa = a_is_row ? 0 : o;

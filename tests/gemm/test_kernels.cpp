@@ -385,6 +385,36 @@ TEST_CASE("kernels: a row broadcast over a batch (a bias) gives the generic broa
   for (std::size_t i = 0; i < results[0].size(); ++i) CHECK(results[0][i] == Approx(results[1][i]).epsilon(1e-6));
 }
 
+TEST_CASE("kernels: a row broadcast whose row is a view of the full operand, and an empty batch",
+          "[kernels]") {
+  // h + h.rows(k, k + 1): both operands' gradients land in h's buffer; row k gets 1 + rows.
+  const std::int64_t rows = 4;
+  const std::int64_t w = 300;
+  tg::Tensor x = tg::Tensor::randn(tg::Shape{rows, w}, 41).requires_grad();
+  for (std::int64_t k = 0; k < rows; ++k) {
+    tg::Tape tape;
+    tg::TapeScope scope(tape);
+    x.zero_grad();
+    const tg::Tensor h = x * 1.0;
+    tg::sum(h + h.rows(k, k + 1)).backward();
+    const std::vector<double> g = x.grad().to_vector();
+    for (std::int64_t i = 0; i < rows * w; ++i) {
+      INFO("k = " << k << ", element " << i);
+      CHECK(g[static_cast<std::size_t>(i)] == (i / w == k ? 1.0 + rows : 1.0));
+    }
+  }
+  // [0, w] + [w]: no element, and the row's gradient is zero, not whatever its buffer held.
+  tg::Tensor bias = tg::Tensor::randn(tg::Shape{w}, 42).requires_grad();
+  tg::Tape tape;
+  tg::TapeScope scope(tape);
+  tg::sum(x * 3.0 + bias * 2.0).backward();  // leave numbers in the arena
+  tape.reset();
+  bias.zero_grad();
+  const tg::Tensor none = tg::Tensor::zeros(tg::Shape{0, w});
+  tg::sum(none + bias * 1.0).backward();
+  for (double v : bias.grad().to_vector()) CHECK(v == 0.0);
+}
+
 TEST_CASE("kernels: an overwritten gradient buffer still takes every contribution", "[kernels]") {
   // h feeds four primitives: the first contribution to its gradient in a sweep is written with =,
   // the others add. A view covering part of it (rows) never overwrites.
