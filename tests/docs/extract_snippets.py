@@ -8,8 +8,9 @@ block: the program's source and the output it prints, as the docs show them. For
 OUT_DIR/<stem>_<n>.cpp and OUT_DIR/<stem>_<n>.expected (n counts the snippets of that file from 1),
 and OUT_DIR/snippets.txt lists the names, one a line. Lines of the expected output the docs mark as
 machine-dependent are not compared: an HTML comment `<!-- output line K varies -->` (1-based) on
-the line after the text block. A file's snippets are written only when they changed, so that
-re-running this does not rebuild every program.
+the line after the text block. Files are rewritten only when their contents change (each program's
+first line names its docs line, so an edit rebuilds the programs below it in that file). A
+```cpp block with a main() but no output block after it is an error.
 """
 import os
 import re
@@ -57,6 +58,12 @@ def main():
             names.append(name)
         if n == 0:
             sys.exit(f"extract_snippets.py: {md} has no example program (```cpp with main, then ```text)")
+        # Every program in the file must have been paired with its output: one whose output block
+        # is missing or malformed would otherwise drop out of the tests unnoticed.
+        programs = sum(1 for block in re.findall(r"```cpp\n(.*?)```", text, re.S) if "main(" in block)
+        if programs != n:
+            sys.exit(f"extract_snippets.py: {md} has {programs} programs with a main() but {n} of them are "
+                     "followed by their output (a blank line, then ```text); give each its output")
     write_if_changed(os.path.join(out_dir, "snippets.txt"), "".join(x + "\n" for x in names))
 
 
