@@ -34,14 +34,15 @@ class PodBuffer {
   T& operator[](std::size_t i) noexcept { return data_[i]; }
   const T& operator[](std::size_t i) const noexcept { return data_[i]; }
   T& back() noexcept { return data_[size_ - 1]; }
+  const T& back() const noexcept { return data_[size_ - 1]; }
 
   void clear() noexcept { size_ = 0; }
 
   /// Makes room for `n` more elements, so that `n` push_unchecked calls follow.
-  void reserve_more(std::size_t n, std::size_t limit, void (*on_overflow)()) {
+  [[gnu::always_inline]] void reserve_more(std::size_t n, std::size_t limit, void (*on_overflow)()) {
     if (size_ + n > capacity_) [[unlikely]] grow(size_ + n, limit, on_overflow);
   }
-  void push_unchecked(const T& v) noexcept { data_[size_++] = v; }
+  [[gnu::always_inline]] void push_unchecked(const T& v) noexcept { data_[size_++] = v; }
   void push(const T& v, std::size_t limit, void (*on_overflow)()) {
     reserve_more(1, limit, on_overflow);
     data_[size_++] = v;
@@ -70,6 +71,70 @@ class PodBuffer {
   }
 
   T* data_ = nullptr;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = 0;
+  std::size_t allocations_ = 0;
+};
+
+/// The operand stream of a recording: for each operand, the index of the variable it reads and the
+/// partial derivative, in two parallel arrays that share one size and one capacity (so recording an
+/// operand checks one capacity, not two).
+class OperandBuffer {
+ public:
+  OperandBuffer() = default;
+  OperandBuffer(const OperandBuffer&) = delete;
+  OperandBuffer& operator=(const OperandBuffer&) = delete;
+  ~OperandBuffer() {
+    ::operator delete(indices_, std::align_val_t{64});
+    ::operator delete(partials_, std::align_val_t{64});
+  }
+
+  std::size_t size() const noexcept { return size_; }
+  std::size_t capacity() const noexcept { return capacity_; }
+  std::uint32_t* indices() noexcept { return indices_; }
+  const std::uint32_t* indices() const noexcept { return indices_; }
+  double* partials() noexcept { return partials_; }
+  const double* partials() const noexcept { return partials_; }
+
+  void clear() noexcept { size_ = 0; }
+  /// Room for `n` more operands, so that `n` push_unchecked calls follow.
+  [[gnu::always_inline]] void reserve_more(std::size_t n, std::size_t limit, void (*on_overflow)()) {
+    if (capacity_ - size_ < n) [[unlikely]] grow(size_ + n, limit, on_overflow);
+  }
+  [[gnu::always_inline]] void push_unchecked(std::uint32_t index, double partial) noexcept {
+    indices_[size_] = index;
+    partials_[size_] = partial;
+    ++size_;
+  }
+  std::size_t allocations() const noexcept { return allocations_; }
+
+ private:
+  void grow(std::size_t need, std::size_t limit, void (*on_overflow)()) {
+    if (need > limit) on_overflow();
+    const std::size_t cap = std::min(std::max<std::size_t>({need, capacity_ * 2, 1024}), limit);
+    auto* fresh_indices =
+        static_cast<std::uint32_t*>(::operator new(cap * sizeof(std::uint32_t), std::align_val_t{64}));
+    double* fresh_partials;
+    try {
+      fresh_partials = static_cast<double*>(::operator new(cap * sizeof(double), std::align_val_t{64}));
+    } catch (...) {
+      ::operator delete(fresh_indices, std::align_val_t{64});
+      throw;
+    }
+    if (size_ != 0) {
+      std::memcpy(fresh_indices, indices_, size_ * sizeof(std::uint32_t));
+      std::memcpy(fresh_partials, partials_, size_ * sizeof(double));
+    }
+    ::operator delete(indices_, std::align_val_t{64});
+    ::operator delete(partials_, std::align_val_t{64});
+    indices_ = fresh_indices;
+    partials_ = fresh_partials;
+    capacity_ = cap;
+    allocations_ += 2;
+  }
+
+  std::uint32_t* indices_ = nullptr;
+  double* partials_ = nullptr;
   std::size_t size_ = 0;
   std::size_t capacity_ = 0;
   std::size_t allocations_ = 0;

@@ -56,10 +56,12 @@ void* Arena::allocate_slow(std::size_t bytes, std::size_t align) {
 namespace {
 std::atomic<std::uint32_t> next_epoch{1};
 
+// Epochs are 31 bits: a tg::Var keeps its "fresh" flag in the top bit of its copy (var.hpp).
 std::uint32_t fresh_epoch() {
-  std::uint32_t e = next_epoch.fetch_add(1, std::memory_order_relaxed);
-  if (e == 0) e = next_epoch.fetch_add(1, std::memory_order_relaxed);  // 0 marks constants
-  return e;
+  for (;;) {
+    const std::uint32_t e = next_epoch.fetch_add(1, std::memory_order_relaxed) & 0x7fff'ffffu;
+    if (e != 0 && e != Tape::kMovedFromEpoch) return e;  // 0 marks constants
+  }
 }
 }  // namespace
 
@@ -81,9 +83,9 @@ void Tape::destroy_callbacks() noexcept {
 
 void Tape::reset() {
   destroy_callbacks();
-  ends_.clear();
-  operands_.clear();
-  partials_.clear();
+  counts_.clear();
+  ops_.clear();
+  barrier_ = 0;
   kink_events_.clear();
   anomaly_names_.clear();
   arena_.reset();
@@ -94,10 +96,9 @@ void Tape::reset() {
   push_input();
 }
 
-void Tape::grow_statement(std::size_t n_operands) {
-  ends_.reserve_more(1, kMaxIndex, &detail::throw_tape_full);
-  operands_.reserve_more(n_operands, kMaxIndex, &detail::throw_tape_full);
-  partials_.reserve_more(n_operands, kMaxIndex, &detail::throw_tape_full);
+void Tape::grow_statement(std::size_t n_operands, std::size_t statements) {
+  counts_.reserve_more(statements, kMaxIndex, &detail::throw_tape_full);
+  ops_.reserve_more(n_operands, kMaxIndex, &detail::throw_tape_full);
 }
 
 Index Tape::push(std::span<const Index> operands, std::span<const double> partials) {
@@ -105,11 +106,11 @@ Index Tape::push(std::span<const Index> operands, std::span<const double> partia
     throw ValueError(fmt::format("Tape::push: {} operands but {} partials", operands.size(),
                                  partials.size()));
   }
-  reserve_statement(operands.size());
+  StatementWriter w = begin_statement(operands.size());
   for (std::size_t k = 0; k < operands.size(); ++k) {
-    if (operands[k] != 0) put(operands[k], partials[k]);
+    if (operands[k] != 0) w.put(operands[k], partials[k]);
   }
-  return finish_statement();
+  return w.finish();
 }
 
 void Tape::add_callback(const Callback& c) {
@@ -119,32 +120,45 @@ void Tape::add_callback(const Callback& c) {
     if (c.destroy != nullptr) c.destroy(c.state);
     throw;
   }
+  barrier_ = c.position;  // the closure may read or feed statement `position`: it stays as it is
 }
 
 void Tape::note_kink(Kink k, std::uint64_t count) {
   if (count == 0) return;
-  kink_events_.push({static_cast<Index>(ends_.size() - 1), k, count}, kMaxIndex,
-                    &detail::throw_tape_full);
+  kink_events_.push({top(), k, count}, kMaxIndex, &detail::throw_tape_full);
+}
+
+void Tape::relocate_kink_events(Index from) noexcept {
+  // merge() folded statement `from` into the one below: its events belong to that one now.
+  for (std::size_t e = kink_events_.size(); e-- > 0 && kink_events_[e].position == from;) {
+    kink_events_[e].position = from - 1;
+  }
+}
+
+std::size_t Tape::operand_end(Index s) const noexcept {
+  std::size_t end = ops_.size();
+  for (std::size_t t = counts_.size() - 1; t > s; --t) end -= counts_[t];
+  return end;
 }
 
 TapeStats Tape::stats() const noexcept {
   TapeStats s;
-  s.statements = ends_.size();
-  s.operands = operands_.size();
-  s.recording_bytes = ends_.size() * sizeof(Index) + operands_.size() * (sizeof(Index) + sizeof(double));
+  s.statements = counts_.size();
+  s.operands = ops_.size();
+  s.recording_bytes = counts_.size() * sizeof(std::uint16_t) +
+                      ops_.size() * (sizeof(Index) + sizeof(double));
   s.adjoint_bytes = adjoints_.size() * sizeof(double);
   s.arena_bytes = arena_.used();
   s.callbacks = callbacks_.size();
-  s.heap_allocations = ends_.allocations() + operands_.allocations() + partials_.allocations() +
-                       adjoints_.allocations() + callbacks_.allocations() +
-                       kink_events_.allocations() + anomaly_names_.allocations() +
-                       arena_.allocations();
+  s.heap_allocations = counts_.allocations() + ops_.allocations() + adjoints_.allocations() +
+                       callbacks_.allocations() + kink_events_.allocations() +
+                       anomaly_names_.allocations() + arena_.allocations();
   return s;
 }
 
-void Tape::sweep_statements(Index from, Index down_to) {
-  // The hot loop: statement s hands its adjoint to its operands, [ends[s - 1], ends[s]) (each end
-  // is loaded once; indices are machine words).
+std::size_t Tape::sweep_statements(Index from, Index down_to, std::size_t end) {
+  // The hot loop: statement s hands its adjoint to its operands, the counts_[s] operands that end
+  // at `end` (indices are machine words). Returns where the operands of statement down_to end.
   //
   // In a chain of statements (a running sum, x = f(x) repeated) each adjoint is the one the
   // previous statement just added to; through memory that is a store-to-load round trip on the
@@ -152,18 +166,21 @@ void Tape::sweep_statements(Index from, Index down_to) {
   // registers (r1: s - 1, r2: s - 2) from the moment every statement above them has run; the
   // contributions to them are added there, in the same order as through memory (same results, bit
   // for bit), and each is written back when its own statement comes up.
+  //
+  // Once no operand is left below (end == 0), the statements that remain have none either (the
+  // inputs, usually recorded first): the sweep stops there.
   double* adj = adjoints_.data();
-  const Index* ends = ends_.data();
-  const Index* ops = operands_.data();
-  const double* d = partials_.data();
+  const std::uint16_t* counts = counts_.data();
+  const Index* ops = ops_.indices();
+  const double* d = ops_.partials();
   std::size_t s = from;
-  std::size_t e = ends[s];
+  std::size_t e = end;
   if (s >= std::size_t{down_to} + 3) {
     double a = adj[s];
     double r1 = adj[s - 1];
     double r2 = adj[s - 2];
-    for (; s > std::size_t{down_to} + 2; --s) {
-      const std::size_t b = ends[s - 1];
+    for (; s > std::size_t{down_to} + 2 && e != 0; --s) {
+      const std::size_t b = e - counts[s];
       for (std::size_t k = b; k != e; ++k) {
         const std::size_t j = ops[k];
         const double c = d[k] * a;
@@ -183,35 +200,42 @@ void Tape::sweep_statements(Index from, Index down_to) {
     }
     adj[s - 1] = r1;
     adj[s - 2] = r2;
+    if (e == 0) return 0;
   }
-  for (; s > down_to; --s) {
+  for (; s > down_to && e != 0; --s) {
     const double a = adj[s];
-    const std::size_t b = ends[s - 1];
+    const std::size_t b = e - counts[s];
     for (std::size_t k = b; k != e; ++k) adj[ops[k]] += d[k] * a;
     e = b;
   }
+  return e;
 }
 
-void Tape::sweep_statements_checked(Index from, Index down_to) {
+std::size_t Tape::sweep_statements_checked(Index from, Index down_to, std::size_t end) {
+  const Index* ops = ops_.indices();
+  const double* d = ops_.partials();
   for (Index s = from; s > down_to; --s) {
     const double a = adjoints_[s];
-    for (Index k = ends_[s - 1], e = ends_[s]; k < e; ++k) {
-      const double contribution = partials_[k] * a;
-      adjoints_[operands_[k]] += contribution;
-      if (!std::isfinite(adjoints_[operands_[k]]) && std::isfinite(a)) [[unlikely]] {
+    const std::size_t b = end - counts_[s];
+    for (std::size_t k = b; k < end; ++k) {
+      const double contribution = d[k] * a;
+      adjoints_[ops[k]] += contribution;
+      if (!std::isfinite(adjoints_[ops[k]]) && std::isfinite(a)) [[unlikely]] {
         report_anomaly(statement_name(s), "backward",
                        fmt::format("adjoint contribution {} = partial {} * adjoint {} to variable "
                                    "{} (statement {})",
-                                   contribution, partials_[k], a, operands_[k], s));
+                                   contribution, d[k], a, ops[k], s));
       }
     }
+    end = b;
   }
+  return end;
 }
 
 void Tape::sweep(Index output, double seed, Index stop) {
-  if (output >= ends_.size()) {
+  if (output >= counts_.size()) {
     throw TapeError(fmt::format("backward: variable {} is not on this recording (it has {})",
-                                output, ends_.size()));
+                                output, counts_.size()));
   }
   stop = std::min(stop, output);
   adjoints_.resize_uninitialized(static_cast<std::size_t>(output) + 1, kMaxIndex + 1,
@@ -231,12 +255,13 @@ void Tape::sweep(Index output, double seed, Index stop) {
                        [](Index v, const Callback& x) { return v < x.position; }) -
       cb);
   Index s = output;
+  std::size_t end = operand_end(output);
   for (;;) {
     const Index next = c > 0 ? std::max(cb[c - 1].position, stop) : stop;
     if (anomaly_) [[unlikely]] {
-      sweep_statements_checked(s, next);
+      end = sweep_statements_checked(s, next, end);
     } else {
-      sweep_statements(s, next);
+      end = sweep_statements(s, next, end);
     }
     s = next;
     if (c > 0 && cb[c - 1].position >= stop) {
@@ -281,7 +306,7 @@ void Tape::check_forward(std::string_view name, double value, std::span<const do
 }
 
 void Tape::name_last_statement(std::string_view name) {
-  anomaly_names_.push({static_cast<Index>(ends_.size() - 1), name}, kMaxIndex,
+  anomaly_names_.push({top(), name}, kMaxIndex,
                       &detail::throw_tape_full);
 }
 
@@ -300,7 +325,12 @@ void Tape::report_anomaly(std::string_view name, std::string_view phase,
                                  name, phase, what));
 }
 
-void Tape::throw_stale(std::string_view op) const {
+void Tape::throw_stale(std::string_view op, std::uint32_t epoch) const {
+  if (epoch == kMovedFromEpoch) {
+    throw TapeError(fmt::format("{}: operand is a Var that was moved from (std::move); a moved-from "
+                                "Var names nothing, use the Var it was moved to",
+                                op));
+  }
   throw TapeError(fmt::format(
       "{}: operand belongs to another recording (the tape was reset since it was made, or it comes "
       "from another tape or thread); record it again",

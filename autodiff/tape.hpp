@@ -3,7 +3,9 @@
 //
 // A recording is a stream of statements. Statement i defines variable i; it lists its operands
 // (indices of earlier variables) with the local partial derivative d(var i)/d(operand), computed
-// when the primitive ran. Statement 0 is a sink for constants. A backward sweep seeds the adjoint of
+// when the primitive ran. A primitive applied to the temporary result of the primitive just recorded
+// is fused into that statement (its partials are composed by the chain rule) instead of recording a
+// statement of its own: see "Fused statements" in docs/design.md. Statement 0 is a sink for constants. A backward sweep seeds the adjoint of
 // one variable and walks the statements from there down to 0 once, adding
 // adjoint[i] * partial into each operand's adjoint: no recursion, no sort, creation order is already
 // a valid reverse order. Primitives that are not scalar (tensor operations, user closures) record a
@@ -39,7 +41,7 @@ Tape& init_thread_tape();
 struct TapeStats {
   std::size_t statements = 0;       ///< variables recorded (statement 0, the constant sink, included)
   std::size_t operands = 0;         ///< operand entries across all statements
-  std::size_t recording_bytes = 0;  ///< statement stream: 4 bytes a statement + 12 an operand
+  std::size_t recording_bytes = 0;  ///< statement stream: 2 bytes a statement + 12 an operand
   std::size_t adjoint_bytes = 0;    ///< the sweep's adjoint workspace (8 bytes a swept variable)
   std::size_t arena_bytes = 0;      ///< tensor data and closures recorded in the arena
   std::size_t callbacks = 0;        ///< backward closures recorded
@@ -56,43 +58,127 @@ class Tape {
   Tape& operator=(const Tape&) = delete;
 
   // ---- Recording --------------------------------------------------------------------------
+  /// Most operands one statement holds (its count is 16 bits). Longer sums are chained: see
+  /// StatementWriter.
+  static constexpr std::size_t kMaxStatementOperands = 65535;
+
   /// Records an independent variable (an input) and returns its index.
-  Index push_input() {
+  [[gnu::always_inline]] Index push_input() {
     reserve_statement(0);
-    ends_.push_unchecked(static_cast<Index>(operands_.size()));
-    return static_cast<Index>(ends_.size() - 1);
+    counts_.push_unchecked(0);
+    return top();
   }
   /// Records a statement with one operand and returns its index.
-  Index push(Index a, double da) {
+  [[gnu::always_inline]] Index push(Index a, double da) {
     reserve_statement(1);
-    put(a, da);
-    return finish_statement();
+    ops_.push_unchecked(a, da);
+    counts_.push_unchecked(1);
+    return top();
   }
   /// Records a statement with two operands and returns its index.
-  Index push(Index a, double da, Index b, double db) {
+  [[gnu::always_inline]] Index push(Index a, double da, Index b, double db) {
     reserve_statement(2);
-    put(a, da);
-    put(b, db);
-    return finish_statement();
+    ops_.push_unchecked(a, da);
+    ops_.push_unchecked(b, db);
+    counts_.push_unchecked(2);
+    return top();
   }
-  /// Records a statement with any number of operands (constants, index 0, are skipped).
+  /// Records a statement with any number of operands (constants, index 0, are skipped) and returns
+  /// its index. Throws tg::ValueError if the sizes differ.
   Index push(std::span<const Index> operands, std::span<const double> partials);
 
-  /// Writes one statement of n operands straight into the stream: exactly n put() calls, then
-  /// finish(). Nothing else may be recorded in between.
+  /// Writes one statement of up to n operands straight into the stream: at most n put() calls, then
+  /// finish(). Nothing else may be recorded in between. Past kMaxStatementOperands operands the
+  /// writer closes the statement and continues in a new one whose first operand is the one just
+  /// closed (partial 1), so a sum of any length records exactly; finish() returns the last.
   class StatementWriter {
    public:
-    void put(Index operand, double partial) noexcept { tape_.put(operand, partial); }
-    Index finish() noexcept { return tape_.finish_statement(); }
+    [[gnu::always_inline]] void put(Index operand, double partial) {
+      if (count_ == kMaxStatementOperands) [[unlikely]] chain();
+      tape_.ops_.push_unchecked(operand, partial);
+      ++count_;
+    }
+    Index finish() noexcept {
+      tape_.counts_.push_unchecked(static_cast<std::uint16_t>(count_));
+      return tape_.top();
+    }
 
    private:
     friend class Tape;
     explicit StatementWriter(Tape& t) noexcept : tape_(t) {}
+    void chain() noexcept {
+      const Index closed = finish();
+      tape_.ops_.push_unchecked(closed, 1.0);
+      count_ = 1;
+    }
     Tape& tape_;
+    std::size_t count_ = 0;
   };
   StatementWriter begin_statement(std::size_t n_operands) {
-    reserve_statement(n_operands);
+    // Room for the chained statements too: one count and one link operand each.
+    const std::size_t links = n_operands / (kMaxStatementOperands - 1) + 1;
+    reserve_statement(n_operands + links, links);
     return StatementWriter(*this);
+  }
+
+  // ---- Fusion (for tg::apply; docs/design.md, "Fused statements") ---------------------------
+  /// Index of the newest statement.
+  [[gnu::always_inline]] Index top() const noexcept { return static_cast<Index>(counts_.size() - 1); }
+  /// Whether statement i may take in one more primitive in place: it is the newest, no backward
+  /// closure was recorded after it, anomaly mode is off (it names every primitive's statement), it
+  /// has room for `extra` more operands, and, unless `scale` is 1, it is short (scaling its partials
+  /// costs one multiply each).
+  [[gnu::always_inline]] bool can_fuse(Index i, double scale, std::size_t extra = 0) const noexcept {
+    if (i != top() || i <= barrier_ || !plain_) return false;
+    const std::size_t n = counts_.back();
+    return n + extra <= kMaxStatementOperands && (scale == 1.0 || n <= kFuseScaleLimit);
+  }
+  /// Whether statements i and j, the two newest in either order, may merge into one (as can_fuse).
+  [[gnu::always_inline]] bool can_merge(Index i, double scale_i, Index j, double scale_j) const noexcept {
+    const Index hi = top();
+    if (!((i == hi && j == hi - 1) || (j == hi && i == hi - 1)) || hi - 1 <= barrier_ || !plain_) {
+      return false;
+    }
+    const std::size_t ni = counts_[i];
+    const std::size_t nj = counts_[j];
+    return ni + nj <= kMaxStatementOperands && (scale_i == 1.0 || ni <= kFuseScaleLimit) &&
+           (scale_j == 1.0 || nj <= kFuseScaleLimit);
+  }
+  /// The newest statement becomes g(it), for a primitive g with derivative `scale` there, plus
+  /// `extra` (operand, partial) pairs. Only after can_fuse(top(), scale, extra.size()).
+  [[gnu::always_inline]] Index fuse(double scale) noexcept {
+    scale_statement(ops_.size(), counts_.back(), scale);
+    return top();
+  }
+  [[gnu::always_inline]] Index fuse(double scale, Index b, double db) {
+    ops_.reserve_more(1, kMaxIndex, &detail::throw_tape_full);
+    const std::size_t n = counts_.back();
+    scale_statement(ops_.size(), n, scale);
+    if (n != 0 && ops_.indices()[ops_.size() - 1] == b) {
+      ops_.partials()[ops_.size() - 1] += db;  // (c * z) * z: one operand on z, partials added
+    } else {
+      ops_.push_unchecked(b, db);
+      ++counts_.back();
+    }
+    return top();
+  }
+  /// The two newest statements, i and the other one, become one: g(i, j) for a primitive g with
+  /// partials scale_i, scale_j. Only after can_merge(i, scale_i, j, scale_j). Returns the merged
+  /// statement's index (the lower of the two).
+  [[gnu::always_inline]] Index merge(Index i, double scale_i, double scale_j) noexcept {
+    const Index hi = top();
+    const double s_hi = i == hi ? scale_i : scale_j;
+    const double s_lo = i == hi ? scale_j : scale_i;
+    const std::size_t n_hi = counts_[hi];
+    const std::size_t n_lo = counts_[hi - 1];
+    scale_statement(ops_.size(), n_hi, s_hi);
+    scale_statement(ops_.size() - n_hi, n_lo, s_lo);
+    counts_.pop_back();
+    counts_.back() = static_cast<std::uint16_t>(n_lo + n_hi);
+    if (!kink_events_.empty() && kink_events_.back().position == hi) [[unlikely]] {
+      relocate_kink_events(hi);
+    }
+    return top();
   }
 
   /// Records `f(Tape&)` to run when a backward sweep passes this point of the recording: after
@@ -115,21 +201,37 @@ class Tape {
   /// Identifies this recording; unique across all tapes of the process, never 0.
   std::uint32_t epoch() const noexcept { return epoch_; }
   /// Number of variables recorded, the constant sink included.
-  std::size_t size() const noexcept { return ends_.size(); }
+  std::size_t size() const noexcept { return counts_.size(); }
   TapeStats stats() const noexcept;
 
   /// Throws tg::TapeError unless an operand recorded with `epoch` belongs to this recording.
-  void check_epoch(std::uint32_t epoch, std::string_view op) const {
-    if (epoch != epoch_) [[unlikely]] throw_stale(op);
+  [[gnu::always_inline]] void check_epoch(std::uint32_t epoch, std::string_view op) const {
+    if (epoch != epoch_) [[unlikely]] throw_stale(op, epoch);
   }
+  /// Both operands' epochs at once (one branch); throws naming the first that does not match.
+  [[gnu::always_inline]] void check_epochs(std::uint32_t ea, std::uint32_t eb,
+                                           std::string_view op) const {
+    if (((ea ^ epoch_) | (eb ^ epoch_)) != 0) [[unlikely]] throw_stale(op, ea != epoch_ ? ea : eb);
+  }
+  /// The epoch of a tg::Var that was moved from: no recording has it.
+  static constexpr std::uint32_t kMovedFromEpoch = 0x7fff'ffffu;
 
   // ---- Modes ------------------------------------------------------------------------------
   /// False inside a tg::NoGrad scope: primitives compute values and record nothing.
   bool recording() const noexcept { return recording_; }
-  void set_recording(bool on) noexcept { recording_ = on; }
+  void set_recording(bool on) noexcept {
+    recording_ = on;
+    plain_ = recording_ && !anomaly_;
+  }
   /// Anomaly mode: see tg::DetectAnomaly.
   bool anomaly() const noexcept { return anomaly_; }
-  void set_anomaly(bool on) noexcept { anomaly_ = on; }
+  void set_anomaly(bool on) noexcept {
+    anomaly_ = on;
+    plain_ = recording_ && !anomaly_;
+    barrier_ = top();  // a statement recorded in one mode is not fused in the other
+  }
+  /// Recording, and not in anomaly mode: the mode primitives are recorded fastest in.
+  [[gnu::always_inline]] bool plain() const noexcept { return plain_; }
 
   /// Branch tracking, used by tg::gradcheck to find out whether a finite-difference step crossed a
   /// kink: each non-smooth primitive hashes which side of its kink its input was on.
@@ -177,6 +279,7 @@ class Tape {
 
  private:
   static constexpr std::size_t kMaxIndex = std::numeric_limits<Index>::max() - 1;
+  static constexpr std::size_t kFuseScaleLimit = 64;
   static constexpr std::uint64_t kFnvOffset = 14695981039346656037ull;
 
   struct Callback {
@@ -195,43 +298,51 @@ class Tape {
     std::string_view name;  // a primitive's static name
   };
 
-  // Room for one statement of n operands: one branch for the three buffers of the stream, the
-  // growing out of line (this runs for every primitive recorded).
-  void reserve_statement(std::size_t n_operands) {
-    if (ends_.size() == ends_.capacity() ||
-        operands_.capacity() - operands_.size() < n_operands ||
-        partials_.capacity() - partials_.size() < n_operands) [[unlikely]] {
-      grow_statement(n_operands);
+  // Room for one statement of n operands (or `statements` statements of n in all): one branch for
+  // the two buffers of the stream, the growing out of line (this runs for every primitive recorded).
+  [[gnu::always_inline]] void reserve_statement(std::size_t n_operands, std::size_t statements = 1) {
+    if (counts_.capacity() - counts_.size() < statements ||
+        ops_.capacity() - ops_.size() < n_operands) [[unlikely]] {
+      grow_statement(n_operands, statements);
     }
   }
-  void grow_statement(std::size_t n_operands);
-  void put(Index i, double d) noexcept {
-    operands_.push_unchecked(i);
-    partials_.push_unchecked(d);
+  void grow_statement(std::size_t n_operands, std::size_t statements);
+  // Multiplies the partials of the n operands that end at `end` by `scale`. Nothing to do for a
+  // scale of 1 (+, -, and the linear side of most rules; a constant 1 folds away when inlined).
+  // The short statements that fusion meets most are done one element at a time: the partials were
+  // just stored one by one, and a vector load over two of them would wait for both stores.
+  [[gnu::always_inline]] void scale_statement(std::size_t end, std::size_t n, double scale) noexcept {
+    if (scale == 1.0) return;
+    double* p = ops_.partials() + (end - n);
+    switch (n) {
+      case 0: return;
+      case 1: p[0] *= scale; return;
+      case 2: p[0] *= scale; p[1] *= scale; return;
+      default: for (std::size_t k = 0; k < n; ++k) p[k] *= scale;
+    }
   }
-  Index finish_statement() noexcept {
-    ends_.push_unchecked(static_cast<Index>(operands_.size()));
-    return static_cast<Index>(ends_.size() - 1);
-  }
+  void relocate_kink_events(Index from) noexcept;
+  // One past the last operand of statement s.
+  std::size_t operand_end(Index s) const noexcept;
   void hash_branch(std::uint64_t v) noexcept {
     branch_hash_ = (branch_hash_ ^ v) * 1099511628211ull;
   }
   void add_callback(const Callback& c);
-  void sweep_statements(Index from, Index down_to);
-  void sweep_statements_checked(Index from, Index down_to);
+  std::size_t sweep_statements(Index from, Index down_to, std::size_t end);
+  std::size_t sweep_statements_checked(Index from, Index down_to, std::size_t end);
   void destroy_callbacks() noexcept;
   std::string_view statement_name(Index s) const;
-  [[noreturn]] void throw_stale(std::string_view op) const;
+  [[noreturn]] void throw_stale(std::string_view op, std::uint32_t epoch) const;
 
-  detail::PodBuffer<Index> ends_;       // ends_[s]: one past statement s's last operand
-  detail::PodBuffer<Index> operands_;   // operand indices
-  detail::PodBuffer<double> partials_;  // d(statement)/d(operand), aligned with operands_
+  detail::PodBuffer<std::uint16_t> counts_;  // counts_[s]: how many operands statement s has
+  detail::OperandBuffer ops_;                // operand indices and d(statement)/d(operand), in order
   detail::PodBuffer<double> adjoints_;
   detail::PodBuffer<Callback> callbacks_;
   detail::PodBuffer<KinkEvent> kink_events_;
   detail::PodBuffer<AnomalyName> anomaly_names_;
   detail::Arena arena_;
 
+  Index barrier_ = 0;  // statements at or below it are not fused into (a closure was recorded after)
   std::uint32_t epoch_ = 0;
   std::uint32_t swept_epoch_ = 0;  // epoch of the last sweep (0: none in this recording)
   Index swept_from_ = 0;
@@ -241,11 +352,12 @@ class Tape {
   std::uint64_t branch_hash_ = kFnvOffset;
   bool recording_ = true;
   bool anomaly_ = false;
+  bool plain_ = true;  // recording_ && !anomaly_
   bool track_branches_ = false;
 };
 
 /// This thread's active tape: its own tape, unless a TapeScope selected another.
-inline Tape& active_tape() {
+[[gnu::always_inline]] inline Tape& active_tape() {
   Tape* t = detail::tls_active_tape;
   return t != nullptr ? *t : detail::init_thread_tape();
 }
@@ -303,7 +415,7 @@ void Tape::record_backward(F&& f) {
   if constexpr (!std::is_trivially_destructible_v<Fn>) {
     destroy = [](void* p) { static_cast<Fn*>(p)->~Fn(); };
   }
-  add_callback({static_cast<Index>(ends_.size() - 1),
+  add_callback({top(),
                 [](void* p, Tape& t) { (*static_cast<Fn*>(p))(t); }, destroy, state});
 }
 

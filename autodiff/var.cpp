@@ -19,16 +19,16 @@ void Var::backward() const {
     throw TapeError("backward: called on a constant (made under NoGrad or from constants only); "
                     "nothing was recorded");
   }
-  t.check_epoch(epoch_, "backward");
+  t.check_epoch(epoch(), "backward");
   t.sweep(index_);
 }
 
 double Var::grad() const {
   if (is_constant()) return 0.0;
-  return active_tape().gradient_of(index_, epoch_);
+  return active_tape().gradient_of(index_, epoch());
 }
 
-namespace {
+namespace detail {
 // Records one statement over the active operands of xs with partial ws[k] (1 when ws is empty).
 Var record_linear(std::string_view name, std::span<const Var> xs, std::span<const double> ws) {
   Tape& t = active_tape();
@@ -52,36 +52,49 @@ Var record_linear(std::string_view name, std::span<const Var> xs, std::span<cons
     if (!std::isfinite(y)) t.report_anomaly(name, "forward", fmt::format("value {}", y));
     t.name_last_statement(name);
   }
-  return Var::recorded(y, i, t.epoch());
+  return Var::make_fresh(y, i, t.epoch());
 }
-}  // namespace
+}  // namespace detail
 
-Var sum(std::span<const Var> xs) { return record_linear("sum", xs, {}); }
+Var sum(std::span<const Var> xs) { return detail::record_linear("sum", xs, {}); }
 
 Var dot(std::span<const Var> xs, std::span<const double> ws) {
   if (xs.size() != ws.size()) {
     throw ShapeError(fmt::format("dot: {} variables but {} weights", xs.size(), ws.size()));
   }
-  return record_linear("dot", xs, ws);
+  return detail::record_linear("dot", xs, ws);
 }
 
 void gradient(const Var& f, std::span<const Var> xs, std::span<double> out) {
   if (xs.size() != out.size()) {
     throw ShapeError(fmt::format("gradient: {} inputs but room for {} results", xs.size(), out.size()));
   }
-  std::fill(out.begin(), out.end(), 0.0);
-  if (f.is_constant()) return;
+  if (f.is_constant()) {
+    std::fill(out.begin(), out.end(), 0.0);
+    return;
+  }
   Tape& t = active_tape();
   t.check_epoch(f.epoch(), "gradient (output)");
+  // One pass checks the inputs and finds where the sweep may stop (constants, index 0, do not
+  // lower it); a second reads the adjoints. An input recorded after f gets 0.
+  const std::uint32_t epoch = t.epoch();
   Index stop = f.index();
+  bool stale = false;
   for (const Var& x : xs) {
     if (x.is_constant()) continue;
-    t.check_epoch(x.epoch(), "gradient (input)");
+    stale |= x.epoch() != epoch;
     stop = std::min(stop, x.index());
   }
+  if (stale) {
+    for (const Var& x : xs) {
+      if (!x.is_constant()) t.check_epoch(x.epoch(), "gradient (input)");
+    }
+  }
   t.sweep(f.index(), 1.0, stop);
+  const Index last = f.index();
   for (std::size_t k = 0; k < xs.size(); ++k) {
-    if (!xs[k].is_constant()) out[k] = t.adjoint(xs[k].index());
+    const Index i = xs[k].index();
+    out[k] = i != 0 && i <= last ? t.adjoint(i) : 0.0;
   }
 }
 

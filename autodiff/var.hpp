@@ -16,6 +16,24 @@
 
 namespace tg {
 
+class Var;
+namespace detail {
+template <class R> Var record(const R& rule, Var& a);
+template <class R> Var record(const R& rule, Var& a, Var& b);
+Var record_linear(std::string_view name, std::span<const Var> xs, std::span<const double> ws);
+}  // namespace detail
+
+/// A double recorded on a tape: its value, the index of the variable that holds it on the tape,
+/// and the recording (epoch) it belongs to. A Var is a handle, cheap to copy; the tape owns the
+/// record.
+///
+/// The result of a primitive is "fresh": the only handle to its statement. A primitive applied to a
+/// fresh temporary recorded just before it is fused into that statement (docs/design.md, "Fused
+/// statements"): `s + x * x` records one statement, not two, and so does `s += x * x` when s is
+/// fresh. Copying a Var clears the flag on both sides, so a Var that anyone else can still use is
+/// never fused into. Moving a fresh Var hands the flag over and leaves the moved-from Var empty:
+/// using it afterwards throws tg::TapeError. Fusion changes how much is recorded, never a value or
+/// a gradient.
 class Var {
  public:
   /// A constant zero: recorded nowhere, valid on every tape.
@@ -24,9 +42,33 @@ class Var {
   Var(double value) : Var(value, active_tape()) {}  // NOLINT(google-explicit-constructor)
   /// A new independent variable on `tape`.
   Var(double value, Tape& tape) : value_(value), index_(tape.push_input()), epoch_(tape.epoch()) {}
+  constexpr Var(const Var& o) noexcept
+      : value_(o.value_), index_(o.index_), epoch_(o.epoch_ & ~kFresh) {
+    o.share();
+  }
+  constexpr Var& operator=(const Var& o) noexcept {
+    value_ = o.value_;
+    index_ = o.index_;
+    epoch_ = o.epoch_ & ~kFresh;
+    o.share();
+    return *this;
+  }
+  constexpr Var(Var&& o) noexcept : value_(o.value_), index_(o.index_), epoch_(o.epoch_) {
+    o.give_up();
+  }
+  constexpr Var& operator=(Var&& o) noexcept {
+    value_ = o.value_;
+    index_ = o.index_;
+    epoch_ = o.epoch_;
+    if (&o != this) o.give_up();
+    return *this;
+  }
+  ~Var() = default;
+
   /// A constant: takes part in computations, never gets a gradient, valid on every tape.
   static constexpr Var constant(double value) noexcept { return Var(value, 0, 0); }
-  /// A Var for a variable recorded on the active tape by a primitive (see tg::apply).
+  /// A Var for variable `index` recorded on the active tape (by a primitive of your own, with
+  /// Tape::push or a closure; see docs/guide.md). Not fresh: nothing is ever fused into it.
   static constexpr Var recorded(double value, Index index, std::uint32_t epoch) noexcept {
     return Var(value, index, epoch);
   }
@@ -34,7 +76,9 @@ class Var {
   constexpr double value() const noexcept { return value_; }
   constexpr bool is_constant() const noexcept { return index_ == 0; }
   constexpr Index index() const noexcept { return index_; }
-  constexpr std::uint32_t epoch() const noexcept { return epoch_; }
+  constexpr std::uint32_t epoch() const noexcept { return epoch_ & ~kFresh; }
+  /// True for the uncopied result of a primitive (see above).
+  constexpr bool fresh() const noexcept { return (epoch_ & kFresh) != 0; }
 
   /// Reverse sweep from this variable (seed 1) over the whole recording; then x.grad() reads
   /// d(this)/dx for every x recorded before it.
@@ -43,18 +87,37 @@ class Var {
   /// tg::TapeError if this Var is stale or no sweep has run on its recording.
   double grad() const;
 
-  Var& operator+=(const Var& b);
-  Var& operator-=(const Var& b);
-  Var& operator*=(const Var& b);
-  Var& operator/=(const Var& b);
+  Var& operator+=(Var b);
+  Var& operator-=(Var b);
+  Var& operator*=(Var b);
+  Var& operator/=(Var b);
 
  private:
+  template <class R> friend Var detail::record(const R&, Var&);
+  template <class R> friend Var detail::record(const R&, Var&, Var&);
+  friend Var detail::record_linear(std::string_view, std::span<const Var>, std::span<const double>);
+
+  static constexpr std::uint32_t kFresh = 0x8000'0000u;  // epochs are 31 bits (tape.cpp)
+  static constexpr std::uint32_t kMovedFrom = Tape::kMovedFromEpoch;
+
   constexpr Var(double value, Index index, std::uint32_t epoch) noexcept
       : value_(value), index_(index), epoch_(epoch) {}
+  static constexpr Var make_fresh(double value, Index index, std::uint32_t epoch) noexcept {
+    return Var(value, index, epoch | kFresh);
+  }
+  // Only writes when the flag is set: a shared constant copied from several threads is only read.
+  constexpr void share() const noexcept {
+    if ((epoch_ & kFresh) != 0) epoch_ &= ~kFresh;
+  }
+  // After a move: a fresh Var's flag went to the new owner, so this one may no longer name the
+  // statement (it may be rewritten); an epoch that no recording has makes every use throw.
+  constexpr void give_up() noexcept {
+    if ((epoch_ & kFresh) != 0) epoch_ = kMovedFrom;
+  }
 
   double value_ = 0.0;
   Index index_ = 0;
-  std::uint32_t epoch_ = 0;
+  mutable std::uint32_t epoch_ = 0;  // top bit: fresh
 };
 static_assert(sizeof(Var) == 16);
 
@@ -90,35 +153,42 @@ void note_kink(Tape& t, const R& rule, X... x) {
 }
 }  // namespace detail
 
-/// Records a primitive of one input: its value is rule.value(a), its partial derivative
-/// rule.derivative(a, value). This is how every built-in scalar primitive is recorded, and how a
-/// user records their own (see docs/guide.md, "Your own primitive").
-template <UnaryRule R>
-[[gnu::always_inline]] inline Var apply(const R& rule, const Var& a) {
+namespace detail {
+// A non-fresh Var with a's fields, made without touching a.
+[[gnu::always_inline]] inline Var detached(const Var& a) noexcept {
+  return Var::recorded(a.value(), a.index(), a.epoch());
+}
+
+// The recording itself. `a` and `b` belong to the caller, who took the operands by value: a fresh
+// one is a temporary nobody else can see, and its statement may be rewritten in place. The hot path
+// is the plain recording mode; anomaly mode and NoGrad go to record_slow, out of line.
+
+// record_slow takes copies made from the fields (detail::detached), so that no operand's address
+// escapes from the hot path: an accumulator like `s` in `s += x * x` stays in registers.
+template <class R>
+[[gnu::noinline]] Var record_slow(const R& rule, Var a) {
   Tape& t = active_tape();
   const double x = a.value();
   const double y = rule.value(x);
-  if (t.anomaly()) [[unlikely]] t.check_forward(R::name, y, {&x, 1});
+  if (t.anomaly()) t.check_forward(R::name, y, {&x, 1});
   if (a.is_constant() || !t.recording()) {
     if constexpr (KinkedRule<R>) t.note_branch(R::kink, rule.side(x));
     return Var::constant(y);
   }
   t.check_epoch(a.epoch(), R::name);
-  const Index i = t.push(a.index(), rule.derivative(x, y));
-  detail::note_kink(t, rule, x);  // after the push: the kink event sits at statement i
-  if (t.anomaly()) [[unlikely]] t.name_last_statement(R::name);
-  return Var::recorded(y, i, t.epoch());
+  const Index i = t.push(a.index(), rule.derivative(x, y));  // no fusion: one statement each
+  detail::note_kink(t, rule, x);
+  t.name_last_statement(R::name);
+  return Var::recorded(y, i, t.epoch());  // never fused into: one statement per primitive here
 }
 
-/// Records a primitive of two inputs: value rule.value(a, b), partials rule.derivatives(a, b, y).
-/// A constant operand is not recorded.
-template <BinaryRule R>
-[[gnu::always_inline]] inline Var apply(const R& rule, const Var& a, const Var& b) {
+template <class R>
+[[gnu::noinline]] Var record_slow(const R& rule, Var a, Var b) {
   Tape& t = active_tape();
   const double x1 = a.value();
   const double x2 = b.value();
   const double y = rule.value(x1, x2);
-  if (t.anomaly()) [[unlikely]] {
+  if (t.anomaly()) {
     const double in[2] = {x1, x2};
     t.check_forward(R::name, y, in);
   }
@@ -131,62 +201,122 @@ template <BinaryRule R>
   if (!ca) t.check_epoch(a.epoch(), R::name);
   if (!cb) t.check_epoch(b.epoch(), R::name);
   const std::array<double, 2> d = rule.derivatives(x1, x2, y);
-  const Index i = ca   ? t.push(b.index(), d[1])
+  const Index i = ca ? t.push(b.index(), d[1])
                   : cb ? t.push(a.index(), d[0])
                        : t.push(a.index(), d[0], b.index(), d[1]);
-  detail::note_kink(t, rule, x1, x2);  // after the push: the kink event sits at statement i
-  if (t.anomaly()) [[unlikely]] t.name_last_statement(R::name);
+  detail::note_kink(t, rule, x1, x2);
+  t.name_last_statement(R::name);
   return Var::recorded(y, i, t.epoch());
 }
 
+template <class R>
+[[gnu::always_inline]] inline Var record(const R& rule, Var& a) {
+  Tape& t = active_tape();
+  if (!t.plain()) [[unlikely]] return record_slow(rule, detached(a));
+  const double x = a.value();
+  const double y = rule.value(x);
+  if (a.is_constant()) {
+    if constexpr (KinkedRule<R>) t.note_branch(R::kink, rule.side(x));
+    return Var::constant(y);
+  }
+  t.check_epoch(a.epoch(), R::name);
+  const double d = rule.derivative(x, y);
+  const Index i = a.fresh() && t.can_fuse(a.index(), d) ? t.fuse(d) : t.push(a.index(), d);
+  detail::note_kink(t, rule, x);  // after the push: the kink event sits at statement i
+  return Var::make_fresh(y, i, t.epoch());
+}
+
+template <class R>
+[[gnu::always_inline]] inline Var record(const R& rule, Var& a, Var& b) {
+  Tape& t = active_tape();
+  if (!t.plain()) [[unlikely]] return record_slow(rule, detached(a), detached(b));
+  const double x1 = a.value();
+  const double x2 = b.value();
+  const double y = rule.value(x1, x2);
+  const bool ca = a.is_constant();
+  const bool cb = b.is_constant();
+  if (ca && cb) {
+    if constexpr (KinkedRule<R>) t.note_branch(R::kink, rule.side(x1, x2));
+    return Var::constant(y);
+  }
+  if (!ca && !cb) {
+    t.check_epochs(a.epoch(), b.epoch(), R::name);
+  } else {
+    t.check_epoch(ca ? b.epoch() : a.epoch(), R::name);
+  }
+  const std::array<double, 2> d = rule.derivatives(x1, x2, y);
+  Index i;
+  if (ca) {
+    i = b.fresh() && t.can_fuse(b.index(), d[1]) ? t.fuse(d[1]) : t.push(b.index(), d[1]);
+  } else if (cb) {
+    i = a.fresh() && t.can_fuse(a.index(), d[0]) ? t.fuse(d[0]) : t.push(a.index(), d[0]);
+  } else if (a.index() == b.index()) {
+    // The same variable on both sides (x * x): one operand with the two partials added.
+    i = t.push(a.index(), d[0] + d[1]);
+  } else if (b.fresh() && a.fresh() && t.can_merge(a.index(), d[0], b.index(), d[1])) {
+    i = t.merge(a.index(), d[0], d[1]);
+  } else if (b.fresh() && t.can_fuse(b.index(), d[1], 1)) {
+    i = t.fuse(d[1], a.index(), d[0]);
+  } else if (a.fresh() && t.can_fuse(a.index(), d[0], 1)) {
+    i = t.fuse(d[0], b.index(), d[1]);
+  } else {
+    i = t.push(a.index(), d[0], b.index(), d[1]);
+  }
+  detail::note_kink(t, rule, x1, x2);  // after the push: the kink event sits at statement i
+  return Var::make_fresh(y, i, t.epoch());
+}
+}  // namespace detail
+
+/// Records a primitive of one input: its value is rule.value(a), its partial derivative
+/// rule.derivative(a, value). This is how every built-in scalar primitive is recorded, and how a
+/// user records their own (see docs/guide.md, "Your own primitive"). Applied to the fresh result of
+/// the primitive recorded just before, it fuses into that statement (see tg::Var).
+template <UnaryRule R>
+[[gnu::always_inline]] inline Var apply(const R& rule, Var a) {
+  return detail::record(rule, a);
+}
+
+/// Records a primitive of two inputs: value rule.value(a, b), partials rule.derivatives(a, b, y).
+/// A constant operand is not recorded.
+template <BinaryRule R>
+[[gnu::always_inline]] inline Var apply(const R& rule, Var a, Var b) {
+  return detail::record(rule, a, b);
+}
+
 // ---- Arithmetic -------------------------------------------------------------------------------
-// The functions below that record a primitive are [[gnu::always_inline]], like tg::apply: with
-// apply inlined into them they are too big for GCC's heuristics in a translation unit with many
-// primitives, which then calls each + or * out of line.
+// Operands are taken by value, so that a temporary reaches detail::record still fresh (copy elision
+// from a prvalue) and an lvalue arrives as a copy, never fused into. Everything that records is
+// [[gnu::always_inline]], like tg::apply: with apply inlined into them these functions are too big
+// for GCC's heuristics in a translation unit with many primitives, which then calls each + or * out
+// of line.
 
-[[gnu::always_inline]] inline Var operator+(const Var& a, const Var& b) {
-  return apply(Add{}, a, b);
-}
-[[gnu::always_inline]] inline Var operator+(const Var& a, double b) {
-  return apply(Add{}, a, Var::constant(b));
-}
-[[gnu::always_inline]] inline Var operator+(double a, const Var& b) {
-  return apply(Add{}, Var::constant(a), b);
-}
-[[gnu::always_inline]] inline Var operator-(const Var& a, const Var& b) {
-  return apply(Sub{}, a, b);
-}
-[[gnu::always_inline]] inline Var operator-(const Var& a, double b) {
-  return apply(Sub{}, a, Var::constant(b));
-}
-[[gnu::always_inline]] inline Var operator-(double a, const Var& b) {
-  return apply(Sub{}, Var::constant(a), b);
-}
-[[gnu::always_inline]] inline Var operator*(const Var& a, const Var& b) {
-  return apply(Mul{}, a, b);
-}
-[[gnu::always_inline]] inline Var operator*(const Var& a, double b) {
-  return apply(Mul{}, a, Var::constant(b));
-}
-[[gnu::always_inline]] inline Var operator*(double a, const Var& b) {
-  return apply(Mul{}, Var::constant(a), b);
-}
-[[gnu::always_inline]] inline Var operator/(const Var& a, const Var& b) {
-  return apply(Div{}, a, b);
-}
-[[gnu::always_inline]] inline Var operator/(const Var& a, double b) {
-  return apply(Div{}, a, Var::constant(b));
-}
-[[gnu::always_inline]] inline Var operator/(double a, const Var& b) {
-  return apply(Div{}, Var::constant(a), b);
-}
-[[gnu::always_inline]] inline Var operator-(const Var& a) { return apply(Neg{}, a); }
-inline Var operator+(const Var& a) { return a; }
+#define TAPEGRAD_BINARY_OPERATOR(op, Rule)                                 \
+  [[gnu::always_inline]] inline Var operator op(Var a, Var b) {            \
+    return detail::record(Rule{}, a, b);                                   \
+  }                                                                        \
+  [[gnu::always_inline]] inline Var operator op(Var a, double b) {         \
+    Var c = Var::constant(b);                                              \
+    return detail::record(Rule{}, a, c);                                   \
+  }                                                                        \
+  [[gnu::always_inline]] inline Var operator op(double a, Var b) {         \
+    Var c = Var::constant(a);                                              \
+    return detail::record(Rule{}, c, b);                                   \
+  }
+TAPEGRAD_BINARY_OPERATOR(+, Add)
+TAPEGRAD_BINARY_OPERATOR(-, Sub)
+TAPEGRAD_BINARY_OPERATOR(*, Mul)
+TAPEGRAD_BINARY_OPERATOR(/, Div)
+#undef TAPEGRAD_BINARY_OPERATOR
 
-[[gnu::always_inline]] inline Var& Var::operator+=(const Var& b) { return *this = *this + b; }
-[[gnu::always_inline]] inline Var& Var::operator-=(const Var& b) { return *this = *this - b; }
-[[gnu::always_inline]] inline Var& Var::operator*=(const Var& b) { return *this = *this * b; }
-[[gnu::always_inline]] inline Var& Var::operator/=(const Var& b) { return *this = *this / b; }
+[[gnu::always_inline]] inline Var operator-(Var a) { return detail::record(Neg{}, a); }
+inline Var operator+(Var a) { return a; }
+
+// `s += t` may fuse into s's own statement when s is fresh: s is overwritten with the result, so no
+// one can see the statement it had.
+[[gnu::always_inline]] inline Var& Var::operator+=(Var b) { return *this = detail::record(Add{}, *this, b); }
+[[gnu::always_inline]] inline Var& Var::operator-=(Var b) { return *this = detail::record(Sub{}, *this, b); }
+[[gnu::always_inline]] inline Var& Var::operator*=(Var b) { return *this = detail::record(Mul{}, *this, b); }
+[[gnu::always_inline]] inline Var& Var::operator/=(Var b) { return *this = detail::record(Div{}, *this, b); }
 
 // Comparisons look at values only (a program's branches are not differentiated).
 inline bool operator==(const Var& a, const Var& b) noexcept { return a.value() == b.value(); }
@@ -197,62 +327,65 @@ inline auto operator<=>(const Var& a, double b) noexcept { return a.value() <=> 
 
 // ---- Functions --------------------------------------------------------------------------------
 
-[[gnu::always_inline]] inline Var exp(const Var& a) { return apply(Exp{}, a); }
-[[gnu::always_inline]] inline Var expm1(const Var& a) { return apply(Expm1{}, a); }
-[[gnu::always_inline]] inline Var log(const Var& a) { return apply(Log{}, a); }
-[[gnu::always_inline]] inline Var log1p(const Var& a) { return apply(Log1p{}, a); }
-[[gnu::always_inline]] inline Var sqrt(const Var& a) { return apply(Sqrt{}, a); }
-[[gnu::always_inline]] inline Var pow(const Var& a, const Var& b) { return apply(Pow{}, a, b); }
-[[gnu::always_inline]] inline Var pow(const Var& a, double p) { return apply(PowScalar{p}, a); }
-[[gnu::always_inline]] inline Var pow(double c, const Var& b) { return apply(ScalarPow{c}, b); }
-[[gnu::always_inline]] inline Var sin(const Var& a) { return apply(Sin{}, a); }
-[[gnu::always_inline]] inline Var cos(const Var& a) { return apply(Cos{}, a); }
-[[gnu::always_inline]] inline Var tan(const Var& a) { return apply(Tan{}, a); }
-[[gnu::always_inline]] inline Var tanh(const Var& a) { return apply(Tanh{}, a); }
-[[gnu::always_inline]] inline Var sigmoid(const Var& a) { return apply(Sigmoid{}, a); }
-[[gnu::always_inline]] inline Var softplus(const Var& a) { return apply(Softplus{}, a); }
-[[gnu::always_inline]] inline Var gelu(const Var& a) { return apply(Gelu{}, a); }
+[[gnu::always_inline]] inline Var exp(Var a) { return detail::record(Exp{}, a); }
+[[gnu::always_inline]] inline Var expm1(Var a) { return detail::record(Expm1{}, a); }
+[[gnu::always_inline]] inline Var log(Var a) { return detail::record(Log{}, a); }
+[[gnu::always_inline]] inline Var log1p(Var a) { return detail::record(Log1p{}, a); }
+[[gnu::always_inline]] inline Var sqrt(Var a) { return detail::record(Sqrt{}, a); }
+[[gnu::always_inline]] inline Var pow(Var a, Var b) { return detail::record(Pow{}, a, b); }
+[[gnu::always_inline]] inline Var pow(Var a, double p) { return detail::record(PowScalar{p}, a); }
+[[gnu::always_inline]] inline Var pow(double c, Var b) { return detail::record(ScalarPow{c}, b); }
+[[gnu::always_inline]] inline Var sin(Var a) { return detail::record(Sin{}, a); }
+[[gnu::always_inline]] inline Var cos(Var a) { return detail::record(Cos{}, a); }
+[[gnu::always_inline]] inline Var tan(Var a) { return detail::record(Tan{}, a); }
+[[gnu::always_inline]] inline Var tanh(Var a) { return detail::record(Tanh{}, a); }
+[[gnu::always_inline]] inline Var sigmoid(Var a) { return detail::record(Sigmoid{}, a); }
+[[gnu::always_inline]] inline Var softplus(Var a) { return detail::record(Softplus{}, a); }
+[[gnu::always_inline]] inline Var gelu(Var a) { return detail::record(Gelu{}, a); }
 
-[[gnu::always_inline]] inline Var relu(const Var& a, const ReluOptions& o = {}) {
+[[gnu::always_inline]] inline Var relu(Var a, const ReluOptions& o = {}) {
   // Away from the kink the rule never reads at_zero: skip resolving it (a thread-local lookup).
-  return apply(!o.at_zero && a.value() != 0.0 ? Relu{} : Relu::make(o), a);
+  return detail::record(!o.at_zero && a.value() != 0.0 ? Relu{} : Relu::make(o), a);
 }
-[[gnu::always_inline]] inline Var leaky_relu(const Var& a, const LeakyReluOptions& o = {}) {
-  return apply(LeakyRelu::make(o), a);
+[[gnu::always_inline]] inline Var leaky_relu(Var a, const LeakyReluOptions& o = {}) {
+  return detail::record(LeakyRelu::make(o), a);
 }
-[[gnu::always_inline]] inline Var leaky_relu(const Var& a, double scale) {
-  return leaky_relu(a, LeakyReluOptions{scale, std::nullopt});
+[[gnu::always_inline]] inline Var leaky_relu(Var a, double scale) {
+  return detail::record(LeakyRelu::make(LeakyReluOptions{scale, std::nullopt}), a);
 }
-[[gnu::always_inline]] inline Var elu(const Var& a, const EluOptions& o = {}) {
-  return apply(Elu::make(o), a);
+[[gnu::always_inline]] inline Var elu(Var a, const EluOptions& o = {}) {
+  return detail::record(Elu::make(o), a);
 }
-[[gnu::always_inline]] inline Var elu(const Var& a, double alpha) {
-  return elu(a, EluOptions{alpha, std::nullopt});
+[[gnu::always_inline]] inline Var elu(Var a, double alpha) {
+  return detail::record(Elu::make(EluOptions{alpha, std::nullopt}), a);
 }
-[[gnu::always_inline]] inline Var abs(const Var& a, const AbsOptions& o = {}) {
-  return apply(Abs::make(o), a);
+[[gnu::always_inline]] inline Var abs(Var a, const AbsOptions& o = {}) {
+  return detail::record(Abs::make(o), a);
 }
-[[gnu::always_inline]] inline Var max(const Var& a, const Var& b, const TieOptions& o = {}) {
-  return apply(Max::make(o), a, b);
+[[gnu::always_inline]] inline Var max(Var a, Var b, const TieOptions& o = {}) {
+  return detail::record(Max::make(o), a, b);
 }
-[[gnu::always_inline]] inline Var max(const Var& a, double b, const TieOptions& o = {}) {
-  return apply(Max::make(o), a, Var::constant(b));
+[[gnu::always_inline]] inline Var max(Var a, double b, const TieOptions& o = {}) {
+  Var c = Var::constant(b);
+  return detail::record(Max::make(o), a, c);
 }
-[[gnu::always_inline]] inline Var max(double a, const Var& b, const TieOptions& o = {}) {
-  return apply(Max::make(o), Var::constant(a), b);
+[[gnu::always_inline]] inline Var max(double a, Var b, const TieOptions& o = {}) {
+  Var c = Var::constant(a);
+  return detail::record(Max::make(o), c, b);
 }
-[[gnu::always_inline]] inline Var min(const Var& a, const Var& b, const TieOptions& o = {}) {
-  return apply(Min::make(o), a, b);
+[[gnu::always_inline]] inline Var min(Var a, Var b, const TieOptions& o = {}) {
+  return detail::record(Min::make(o), a, b);
 }
-[[gnu::always_inline]] inline Var min(const Var& a, double b, const TieOptions& o = {}) {
-  return apply(Min::make(o), a, Var::constant(b));
+[[gnu::always_inline]] inline Var min(Var a, double b, const TieOptions& o = {}) {
+  Var c = Var::constant(b);
+  return detail::record(Min::make(o), a, c);
 }
-[[gnu::always_inline]] inline Var min(double a, const Var& b, const TieOptions& o = {}) {
-  return apply(Min::make(o), Var::constant(a), b);
+[[gnu::always_inline]] inline Var min(double a, Var b, const TieOptions& o = {}) {
+  Var c = Var::constant(a);
+  return detail::record(Min::make(o), c, b);
 }
-[[gnu::always_inline]] inline Var clamp(const Var& a, double lo, double hi,
-                                         const ClampOptions& o = {}) {
-  return apply(Clamp::make(lo, hi, o), a);
+[[gnu::always_inline]] inline Var clamp(Var a, double lo, double hi, const ClampOptions& o = {}) {
+  return detail::record(Clamp::make(lo, hi, o), a);
 }
 
 /// sum of xs as one statement (one operand each, partial 1).
