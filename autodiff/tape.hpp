@@ -125,20 +125,19 @@ class Tape {
   /// Index of the newest statement.
   [[gnu::always_inline]] Index top() const noexcept { return static_cast<Index>(counts_.size() - 1); }
   /// Whether statement i may take in one more primitive in place: it is the newest, no backward
-  /// closure was recorded after it, anomaly mode is off (it names every primitive's statement), it
-  /// has room for `extra` more operands, and, unless `scale` is 1, it is short (scaling its partials
-  /// costs one multiply each).
+  /// closure was recorded after it (nor a change of mode: statements recorded in anomaly mode are
+  /// never fresh, see tg::Var), it has room for `extra` more operands, and, unless `scale` is 1, it
+  /// is short (scaling its partials costs one multiply each). tg::detail::record asks it in the
+  /// plain mode only (Tape::plain()).
   [[gnu::always_inline]] bool can_fuse(Index i, double scale, std::size_t extra = 0) const noexcept {
-    if (i != top() || i <= barrier_ || !plain_) return false;
+    if (i != top() || i <= barrier_) return false;
     const std::size_t n = counts_.back();
     return n + extra <= kMaxStatementOperands && (scale == 1.0 || n <= kFuseScaleLimit);
   }
   /// Whether statements i and j, the two newest in either order, may merge into one (as can_fuse).
   [[gnu::always_inline]] bool can_merge(Index i, double scale_i, Index j, double scale_j) const noexcept {
     const Index hi = top();
-    if (!((i == hi && j == hi - 1) || (j == hi && i == hi - 1)) || hi - 1 <= barrier_ || !plain_) {
-      return false;
-    }
+    if (!((i == hi && j == hi - 1) || (j == hi && i == hi - 1)) || hi - 1 <= barrier_) return false;
     const std::size_t ni = counts_[i];
     const std::size_t nj = counts_[j];
     return ni + nj <= kMaxStatementOperands && (scale_i == 1.0 || ni <= kFuseScaleLimit) &&
@@ -253,6 +252,8 @@ class Tape {
 
   /// Adjoint of variable i after the last sweep. Inside a backward closure: the adjoint so far.
   double adjoint(Index i) const noexcept { return i < adjoints_.size() ? adjoints_[i] : 0.0; }
+  /// The adjoints of the last sweep: variables 0 .. its output (for tg::gradient).
+  const double* adjoints() const noexcept { return adjoints_.data(); }
   /// For backward closures: adds to the adjoint of an operand.
   void add_adjoint(Index i, double v) noexcept { adjoints_[i] += v; }
   /// Gradient of the last sweep's output with respect to variable i (checks that a sweep ran and
