@@ -117,30 +117,40 @@ std::vector<EpochStats> fit(Module& model, Optimizer& optimizer, DataLoader& tra
     std::int64_t correct = 0;
     std::int64_t seen = 0;
     std::int64_t done = 0;
-    for (const Batch& b : train.epoch(e - 1)) {
+    bool bar_drawn = false;
+    try {
+      for (const Batch& b : train.epoch(e - 1)) {
+        tape.reset();
+        const Tensor out = model(b.x);
+        const Tensor loss = loss_of(out, b, classification);
+        const double l = loss.item();
+        if (!std::isfinite(l)) {  // before the update: the model keeps the last finite weights
+          throw ValueError(fmt::format("fit: the loss became {} in epoch {}, batch {} (learning rate {} too large?)", l, e,
+                                       done, optimizer.learning_rate()));
+        }
+        // Cleared before each backward, not after: gradients left from before the call do not leak
+        // into the first update, and the last batch's gradients stay readable (gradient_norms).
+        optimizer.zero_grad();
+        loss.backward();
+        optimizer.step();
+        loss_sum += l * static_cast<double>(b.size());
+        seen += b.size();
+        if (classification) {
+          const std::vector<std::int64_t> pred = argmax_rows(out);
+          for (std::size_t i = 0; i < pred.size(); ++i) correct += pred[i] == b.labels[i] ? 1 : 0;
+        }
+        ++done;
+        if (progress && (done % 16 == 0 || done == train.batches())) {
+          draw_progress(o.out, e, o.epochs, done, train.batches(), loss_sum / static_cast<double>(seen));
+          bar_drawn = true;
+        }
+      }
+    } catch (...) {
+      // A failed step (a non-finite loss, a shape error in the model) leaves no half recording on
+      // the tape and no unterminated progress line in front of the error message.
       tape.reset();
-      const Tensor out = model(b.x);
-      const Tensor loss = loss_of(out, b, classification);
-      const double l = loss.item();
-      if (!std::isfinite(l)) {  // before the update: the model keeps the last finite weights
-        throw ValueError(fmt::format("fit: the loss became {} in epoch {}, batch {} (learning rate {} too large?)", l, e,
-                                     done, optimizer.learning_rate()));
-      }
-      // Cleared before each backward, not after: gradients left from before the call do not leak
-      // into the first update, and the last batch's gradients stay readable (gradient_norms).
-      optimizer.zero_grad();
-      loss.backward();
-      optimizer.step();
-      loss_sum += l * static_cast<double>(b.size());
-      seen += b.size();
-      if (classification) {
-        const std::vector<std::int64_t> pred = argmax_rows(out);
-        for (std::size_t i = 0; i < pred.size(); ++i) correct += pred[i] == b.labels[i] ? 1 : 0;
-      }
-      ++done;
-      if (progress && (done % 16 == 0 || done == train.batches())) {
-        draw_progress(o.out, e, o.epochs, done, train.batches(), loss_sum / static_cast<double>(seen));
-      }
+      if (bar_drawn) fmt::print(o.out, "\n");
+      throw;
     }
     tape.reset();
     EpochStats s;

@@ -65,7 +65,9 @@ struct FitOptions {
 /// Trains `model` with `optimizer` over `train` for epochs first_epoch..epochs and returns each
 /// epoch's figures. Each step: reset the tape, forward, loss, zero_grad, backward, step; so
 /// gradients from before the call are ignored and the last batch's remain for diagnostics
-/// (gradient_norms). A non-finite loss throws tg::ValueError before its update is applied.
+/// (gradient_norms). A non-finite loss throws tg::ValueError before its update is applied. On any
+/// exception the tape is reset (no half-recorded batch is left on it) and a progress bar drawn in
+/// that epoch is ended with a newline.
 std::vector<EpochStats> fit(Module& model, Optimizer& optimizer, DataLoader& train, const FitOptions& options = {});
 
 /// Index of the largest logit of each row of a [batch, classes] tensor.

@@ -251,6 +251,8 @@ TEST_CASE("fit: a diverging loss is a ValueError naming the epoch and the learni
   const TensorDataset data = linear_data(64, 4);
   DataLoader loader(data, {.batch_size = 16});
   REQUIRE_THROWS_SAYING(fit(model, opt, loader, {.epochs = 3, .out = nullptr}), tg::ValueError, "epoch", "1e+30");
+  CHECK(tg::active_tape().size() == 1);  // the failed batch's recording is gone: only the sink
+  CHECK(std::isfinite(model.weight().data<float>()[0]));  // the update was not applied
 }
 
 // ---- Diagnostics ------------------------------------------------------------------------------
