@@ -246,6 +246,9 @@ void Tape::sweep(Index output, double seed, Index stop) {
   swept_epoch_ = epoch_;
   swept_from_ = output;
   swept_stop_ = stop;
+  // Statements a sweep has seen are not fused into afterwards: a Var recorded later must get a new
+  // index, whose grad() is 0 for this sweep, not the adjoint of the statement it rewrote.
+  barrier_ = std::max(barrier_, output);
 
   // Closures recorded at positions <= output run, interleaved with the statements: a closure at
   // position p runs after statement p + 1 and before statement p.

@@ -16,6 +16,7 @@
 #include <autodiff/error.hpp>
 #include <autodiff/subgradient.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <new>
@@ -124,11 +125,11 @@ class Tape {
   // ---- Fusion (for tg::apply; docs/design.md, "Fused statements") ---------------------------
   /// Index of the newest statement.
   [[gnu::always_inline]] Index top() const noexcept { return static_cast<Index>(counts_.size() - 1); }
-  /// Whether statement i may take in one more primitive in place: it is the newest, no backward
-  /// closure was recorded after it (nor a change of mode: statements recorded in anomaly mode are
-  /// never fresh, see tg::Var), it has room for `extra` more operands, and, unless `scale` is 1, it
-  /// is short (scaling its partials costs one multiply each). tg::detail::record asks it in the
-  /// plain mode only (Tape::plain()).
+  /// Whether statement i may take in one more primitive in place: it is the newest, it is above
+  /// the barrier (no backward closure recorded, no sweep run and no change of anomaly mode since),
+  /// it has room for `extra` more operands, and, unless `scale` is 1, it is short (scaling its
+  /// partials costs one multiply each). tg::detail::record asks it in the plain mode only
+  /// (Tape::plain()); fuse() may still decline.
   [[gnu::always_inline]] bool can_fuse(Index i, double scale, std::size_t extra = 0) const noexcept {
     if (i != top() || i <= barrier_) return false;
     const std::size_t n = counts_.back();
@@ -143,41 +144,47 @@ class Tape {
     return ni + nj <= kMaxStatementOperands && (scale_i == 1.0 || ni <= kFuseScaleLimit) &&
            (scale_j == 1.0 || nj <= kFuseScaleLimit);
   }
-  /// The newest statement becomes g(it), for a primitive g with derivative `scale` there, plus
-  /// `extra` (operand, partial) pairs. Only after can_fuse(top(), scale, extra.size()).
-  [[gnu::always_inline]] Index fuse(double scale) noexcept {
-    scale_statement(ops_.size(), counts_.back(), scale);
-    return top();
+  /// The newest statement becomes g(it), for a primitive g with derivative `scale` there, and
+  /// for a g of two inputs gets the other operand b with partial db. Only after can_fuse(top(),
+  /// scale, 0 or 1). Returns false, having changed nothing, when a scaled partial would overflow or
+  /// underflow (see scale_exactly): then the primitive needs a statement of its own.
+  [[gnu::always_inline]] bool fuse(double scale) noexcept {
+    return scale_exactly(ops_.size(), counts_.back(), scale);
   }
-  [[gnu::always_inline]] Index fuse(double scale, Index b, double db) {
+  [[gnu::always_inline]] bool fuse(double scale, Index b, double db) {
     ops_.reserve_more(1, kMaxIndex, &detail::throw_tape_full);
     const std::size_t n = counts_.back();
-    scale_statement(ops_.size(), n, scale);
-    if (n != 0 && ops_.indices()[ops_.size() - 1] == b) {
-      ops_.partials()[ops_.size() - 1] += db;  // (c * z) * z: one operand on z, partials added
+    if (!scale_exactly(ops_.size(), n, scale)) return false;
+    double* last = ops_.partials() + ops_.size() - 1;
+    if (n != 0 && ops_.indices()[ops_.size() - 1] == b && std::isfinite(*last + db)) {
+      *last += db;  // (c * z) * z: one operand on z, partials added
     } else {
       ops_.push_unchecked(b, db);
       ++counts_.back();
     }
-    return top();
+    return true;
   }
   /// The two newest statements, i and the other one, become one: g(i, j) for a primitive g with
-  /// partials scale_i, scale_j. Only after can_merge(i, scale_i, j, scale_j). Returns the merged
-  /// statement's index (the lower of the two).
-  [[gnu::always_inline]] Index merge(Index i, double scale_i, double scale_j) noexcept {
+  /// partials scale_i, scale_j. Only after can_merge(i, scale_i, j, scale_j). Returns false,
+  /// having changed nothing, when a scaled partial would overflow or underflow; the merged
+  /// statement is the lower of the two, now top().
+  [[gnu::always_inline]] bool merge(Index i, double scale_i, double scale_j) noexcept {
     const Index hi = top();
     const double s_hi = i == hi ? scale_i : scale_j;
     const double s_lo = i == hi ? scale_j : scale_i;
     const std::size_t n_hi = counts_[hi];
     const std::size_t n_lo = counts_[hi - 1];
-    scale_statement(ops_.size(), n_hi, s_hi);
+    if (!scales_exactly(ops_.size() - n_hi, n_lo, s_lo) ||
+        !scale_exactly(ops_.size(), n_hi, s_hi)) {
+      return false;
+    }
     scale_statement(ops_.size() - n_hi, n_lo, s_lo);
     counts_.pop_back();
     counts_.back() = static_cast<std::uint16_t>(n_lo + n_hi);
     if (!kink_events_.empty() && kink_events_.back().position == hi) [[unlikely]] {
       relocate_kink_events(hi);
     }
-    return top();
+    return true;
   }
 
   /// Records `f(Tape&)` to run when a backward sweep passes this point of the recording: after
@@ -308,6 +315,41 @@ class Tape {
     }
   }
   void grow_statement(std::size_t n_operands, std::size_t statements);
+  // Whether p * scale is what the unfused sweep would get: the sweep multiplies by the adjoint in
+  // between, so a product that overflows (an infinite partial, and 0 * inf = NaN from a statement
+  // whose adjoint is 0) or underflows below the normal range (a gradient flushed to 0) may not
+  // happen there. A scale of 0 gives exact zeros, as the unfused sweep does.
+  [[gnu::always_inline]] static bool exact_product(double p, double q, double scale) noexcept {
+    const double m = std::abs(q);
+    return m <= std::numeric_limits<double>::max() &&
+           (m >= std::numeric_limits<double>::min() || p == 0.0 || scale == 0.0);
+  }
+  // Whether scaling the n partials that end at `end` by `scale` is exact in that sense (always for
+  // a scale of 1 or -1; never for a non-finite one, which keeps a statement of its own).
+  [[gnu::always_inline]] bool scales_exactly(std::size_t end, std::size_t n, double scale) const noexcept {
+    if (scale == 1.0 || scale == -1.0) return true;
+    if (!std::isfinite(scale)) return false;
+    const double* p = ops_.partials() + (end - n);
+    for (std::size_t k = 0; k < n; ++k) {
+      if (!exact_product(p[k], p[k] * scale, scale)) return false;
+    }
+    return true;
+  }
+  // Scales them if that is exact and returns true; else changes nothing and returns false. One
+  // pass for the usual one-operand statement.
+  [[gnu::always_inline]] bool scale_exactly(std::size_t end, std::size_t n, double scale) noexcept {
+    if (scale == 1.0) return true;
+    if (n == 1 && scale != -1.0) {
+      double* p = ops_.partials() + (end - 1);
+      const double q = *p * scale;
+      if (!std::isfinite(scale) || !exact_product(*p, q, scale)) return false;
+      *p = q;
+      return true;
+    }
+    if (!scales_exactly(end, n, scale)) return false;
+    scale_statement(end, n, scale);
+    return true;
+  }
   // Multiplies the partials of the n operands that end at `end` by `scale`. Nothing to do for a
   // scale of 1 (+, -, and the linear side of most rules; a constant 1 folds away when inlined).
   // The short statements that fusion meets most are done one element at a time: the partials were

@@ -39,6 +39,7 @@ Var record_linear(std::string_view name, std::span<const Var> xs, std::span<cons
   for (const Var& x : xs) {
     if (x.is_constant()) continue;
     t.check_epoch(x.epoch(), name);
+    x.share();  // the new statement names it too: it is no longer the only handle
     ++active;
   }
   if (active == 0) return Var::constant(y);

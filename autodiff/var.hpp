@@ -32,8 +32,9 @@ Var record_linear(std::string_view name, std::span<const Var> xs, std::span<cons
 /// statements"): `s + x * x` records one statement, not two, and so does `s += x * x` when s is
 /// fresh. Copying a Var clears the flag on both sides, so a Var that anyone else can still use is
 /// never fused into. Moving a fresh Var hands the flag over and leaves the moved-from Var empty:
-/// using it afterwards throws tg::TapeError. Fusion changes how much is recorded, never a value or
-/// a gradient.
+/// recording with it afterwards throws tg::TapeError. Fusion changes how much is recorded, never a
+/// value, and a gradient only by rounding. (Copying a fresh Var writes to it: like every recorded
+/// Var, it belongs to the thread whose tape recorded it.)
 class Var {
  public:
   /// A constant zero: recorded nowhere, valid on every tape.
@@ -68,7 +69,8 @@ class Var {
   /// A constant: takes part in computations, never gets a gradient, valid on every tape.
   static constexpr Var constant(double value) noexcept { return Var(value, 0, 0); }
   /// A Var for variable `index` recorded on the active tape (by a primitive of your own, with
-  /// Tape::push or a closure; see docs/guide.md). Not fresh: nothing is ever fused into it.
+  /// Tape::push or a closure; see docs/guide.md). Not fresh: nothing is ever fused into it. Do not
+  /// make one for the index of a Var that may still be fresh: that Var's statement may be rewritten.
   static constexpr Var recorded(double value, Index index, std::uint32_t epoch) noexcept {
     return Var(value, index, epoch);
   }
@@ -91,6 +93,11 @@ class Var {
   Var& operator-=(Var b);
   Var& operator*=(Var b);
   Var& operator/=(Var b);
+  // With a plain number: the number is a constant, not a new input.
+  Var& operator+=(double b);
+  Var& operator-=(double b);
+  Var& operator*=(double b);
+  Var& operator/=(double b);
 
  private:
   template <class R> friend Var detail::record(const R&, Var&);
@@ -221,7 +228,7 @@ template <class R>
   }
   t.check_epoch(a.epoch(), R::name);
   const double d = rule.derivative(x, y);
-  const Index i = a.fresh() && t.can_fuse(a.index(), d) ? t.fuse(d) : t.push(a.index(), d);
+  const Index i = a.fresh() && t.can_fuse(a.index(), d) && t.fuse(d) ? t.top() : t.push(a.index(), d);
   detail::note_kink(t, rule, x);  // after the push: the kink event sits at statement i
   return Var::make_fresh(y, i, t.epoch());
 }
@@ -245,20 +252,21 @@ template <class R>
     t.check_epoch(ca ? b.epoch() : a.epoch(), R::name);
   }
   const std::array<double, 2> d = rule.derivatives(x1, x2, y);
+  // Fused into a fresh operand's statement if the tape allows it and the scaling is exact
+  // (fuse and merge may decline), else a statement of its own.
   Index i;
   if (ca) {
-    i = b.fresh() && t.can_fuse(b.index(), d[1]) ? t.fuse(d[1]) : t.push(b.index(), d[1]);
+    i = b.fresh() && t.can_fuse(b.index(), d[1]) && t.fuse(d[1]) ? t.top() : t.push(b.index(), d[1]);
   } else if (cb) {
-    i = a.fresh() && t.can_fuse(a.index(), d[0]) ? t.fuse(d[0]) : t.push(a.index(), d[0]);
-  } else if (a.index() == b.index()) {
+    i = a.fresh() && t.can_fuse(a.index(), d[0]) && t.fuse(d[0]) ? t.top() : t.push(a.index(), d[0]);
+  } else if (a.index() == b.index() && std::isfinite(d[0] + d[1])) {
     // The same variable on both sides (x * x): one operand with the two partials added.
     i = t.push(a.index(), d[0] + d[1]);
-  } else if (b.fresh() && a.fresh() && t.can_merge(a.index(), d[0], b.index(), d[1])) {
-    i = t.merge(a.index(), d[0], d[1]);
-  } else if (b.fresh() && t.can_fuse(b.index(), d[1], 1)) {
-    i = t.fuse(d[1], a.index(), d[0]);
-  } else if (a.fresh() && t.can_fuse(a.index(), d[0], 1)) {
-    i = t.fuse(d[0], b.index(), d[1]);
+  } else if ((b.fresh() && a.fresh() && t.can_merge(a.index(), d[0], b.index(), d[1]) &&
+              t.merge(a.index(), d[0], d[1])) ||
+             (b.fresh() && t.can_fuse(b.index(), d[1], 1) && t.fuse(d[1], a.index(), d[0])) ||
+             (a.fresh() && t.can_fuse(a.index(), d[0], 1) && t.fuse(d[0], b.index(), d[1]))) {
+    i = t.top();
   } else {
     i = t.push(a.index(), d[0], b.index(), d[1]);
   }
@@ -317,6 +325,16 @@ inline Var operator+(Var a) { return a; }
 [[gnu::always_inline]] inline Var& Var::operator-=(Var b) { return *this = detail::record(Sub{}, *this, b); }
 [[gnu::always_inline]] inline Var& Var::operator*=(Var b) { return *this = detail::record(Mul{}, *this, b); }
 [[gnu::always_inline]] inline Var& Var::operator/=(Var b) { return *this = detail::record(Div{}, *this, b); }
+#define TAPEGRAD_COMPOUND_WITH_NUMBER(op, Rule)                \
+  [[gnu::always_inline]] inline Var& Var::operator op(double b) { \
+    Var c = Var::constant(b);                                  \
+    return *this = detail::record(Rule{}, *this, c);           \
+  }
+TAPEGRAD_COMPOUND_WITH_NUMBER(+=, Add)
+TAPEGRAD_COMPOUND_WITH_NUMBER(-=, Sub)
+TAPEGRAD_COMPOUND_WITH_NUMBER(*=, Mul)
+TAPEGRAD_COMPOUND_WITH_NUMBER(/=, Div)
+#undef TAPEGRAD_COMPOUND_WITH_NUMBER
 
 // Comparisons look at values only (a program's branches are not differentiated).
 inline bool operator==(const Var& a, const Var& b) noexcept { return a.value() == b.value(); }

@@ -6,6 +6,7 @@
 #include <array>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -185,4 +186,45 @@ TEST_CASE("a long product stops fusing once scaling it would cost, and stays exa
   for (std::size_t i = 0; i < x.size(); ++i) {
     CHECK(g[i] == Approx(p.value() / x[i].value()).epsilon(1e-13));
   }
+}
+
+TEST_CASE("a fresh Var summed by tg::sum is not merged into the sum's statement", "[autodiff][fusion]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 3.0, y = 4.0;
+  Var p = x * y;
+  p += tg::sum(std::span<const Var>(&p, 1));  // 2xy; merging would make a statement name itself
+  CHECK(p.value() == 24.0);
+  CHECK(tg::gradient(p, x)[0] == 8.0);
+  std::vector<Var> v{x * y};
+  const Var q = std::move(v.back()) + tg::dot(v, std::vector<double>{2.0});  // 3xy
+  CHECK(tg::gradient(q, y)[0] == 9.0);
+}
+
+TEST_CASE("fusion never makes a partial overflow or underflow where the unfused sweep would not",
+          "[autodiff][fusion]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 1e-300;
+  const Var dead = 1e10 * (1e300 * x);  // 1e300 * 1e10 would be an infinite partial
+  const Var f = 2.0 * x;
+  f.backward();
+  CHECK(x.grad() == 2.0);  // not 0 * inf = NaN from the dead statement
+  CHECK(std::isfinite(dead.value()));
+
+  const Var z = 1.0;
+  const Var g = 1e200 * (1e-200 * (1e-200 * z));  // 1e-200 * 1e-200 would underflow to 0
+  CHECK(tg::gradient(g, z)[0] == Approx(1e-200).epsilon(1e-14));
+}
+
+TEST_CASE("a Var swept by backward() is not fused into afterwards", "[autodiff][fusion]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 2.0;
+  Var f = x * 3.0;
+  f.backward();
+  f *= 5.0;  // a new statement: the sweep's adjoints stay those of the old f
+  CHECK(f.grad() == 0.0);  // recorded after the sweep
+  CHECK(x.grad() == 3.0);
+  CHECK(tg::gradient(f, x)[0] == 15.0);
 }
