@@ -5,10 +5,10 @@
 // (indices of earlier variables) with the local partial derivative d(var i)/d(operand), computed
 // when the primitive ran. A primitive applied to the temporary result of the primitive just recorded
 // is fused into that statement (its partials are composed by the chain rule) instead of recording a
-// statement of its own: see "Fused statements" in docs/design.md. Statement 0 is a sink for constants. A backward sweep seeds the adjoint of
-// one variable and walks the statements from there down to 0 once, adding
-// adjoint[i] * partial into each operand's adjoint: no recursion, no sort, creation order is already
-// a valid reverse order. Primitives that are not scalar (tensor operations, user closures) record a
+// statement of its own: see "Fused statements" in docs/design.md. Statement 0 is a sink for
+// constants. A backward sweep seeds the adjoint of one variable and walks the statements from there
+// down to 0 once, adding adjoint[i] * partial into each operand's adjoint: no recursion, no sort,
+// creation order is already a valid reverse order. Primitives that are not scalar (tensor operations, user closures) record a
 // backward closure at the current position; the sweep runs it when it passes that position.
 #pragma once
 
@@ -155,9 +155,9 @@ class Tape {
     ops_.reserve_more(1, kMaxIndex, &detail::throw_tape_full);
     const std::size_t n = counts_.back();
     if (!scale_exactly(ops_.size(), n, scale)) return false;
-    double* last = ops_.partials() + ops_.size() - 1;
-    if (n != 0 && ops_.indices()[ops_.size() - 1] == b && std::isfinite(*last + db)) {
-      *last += db;  // (c * z) * z: one operand on z, partials added
+    const std::size_t last = ops_.size() - 1;  // n >= 1: a fresh statement has an operand
+    if (n != 0 && ops_.indices()[last] == b && std::isfinite(ops_.partials()[last] + db)) {
+      ops_.partials()[last] += db;  // (c * z) * z: one operand on z, partials added
     } else {
       ops_.push_unchecked(b, db);
       ++counts_.back();
@@ -385,7 +385,8 @@ class Tape {
   detail::PodBuffer<AnomalyName> anomaly_names_;
   detail::Arena arena_;
 
-  Index barrier_ = 0;  // statements at or below it are not fused into (a closure was recorded after)
+  Index barrier_ = 0;  // statements at or below it are not fused into (a closure, a sweep or a change
+                       // of anomaly mode came after them)
   std::uint32_t epoch_ = 0;
   std::uint32_t swept_epoch_ = 0;  // epoch of the last sweep (0: none in this recording)
   Index swept_from_ = 0;
