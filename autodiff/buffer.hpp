@@ -13,6 +13,17 @@
 
 namespace tg::detail {
 
+/// Moves the first `size` elements of `data` (64-byte aligned, or null) into a new 64-byte aligned
+/// block of `cap` elements, frees the old block and returns the new one. Throws std::bad_alloc
+/// with `data` untouched.
+template <class T>
+T* reallocate_aligned(T* data, std::size_t size, std::size_t cap) {
+  T* fresh = static_cast<T*>(::operator new(cap * sizeof(T), std::align_val_t{64}));
+  if (size != 0) std::memcpy(fresh, data, size * sizeof(T));
+  ::operator delete(data, std::align_val_t{64});
+  return fresh;
+}
+
 /// Contiguous storage for trivially copyable T; unlike std::vector it never value-initialises and
 /// keeps its capacity on clear(). `limit` bounds the size (the tape's 32-bit index space): growing
 /// past it calls `on_overflow`, which throws.
@@ -62,10 +73,7 @@ class PodBuffer {
     if (need > limit) on_overflow();
     std::size_t cap = std::max<std::size_t>({need, capacity_ * 2, 64 / sizeof(T) * 16});
     cap = std::min(cap, limit);
-    T* fresh = static_cast<T*>(::operator new(cap * sizeof(T), std::align_val_t{64}));
-    if (size_ != 0) std::memcpy(fresh, data_, size_ * sizeof(T));
-    ::operator delete(data_, std::align_val_t{64});
-    data_ = fresh;
+    data_ = reallocate_aligned(data_, size_, cap);
     capacity_ = cap;
     ++allocations_;
   }
@@ -112,25 +120,13 @@ class OperandBuffer {
   void grow(std::size_t need, std::size_t limit, void (*on_overflow)()) {
     if (need > limit) on_overflow();
     const std::size_t cap = std::min(std::max<std::size_t>({need, capacity_ * 2, 1024}), limit);
-    auto* fresh_indices =
-        static_cast<std::uint32_t*>(::operator new(cap * sizeof(std::uint32_t), std::align_val_t{64}));
-    double* fresh_partials;
-    try {
-      fresh_partials = static_cast<double*>(::operator new(cap * sizeof(double), std::align_val_t{64}));
-    } catch (...) {
-      ::operator delete(fresh_indices, std::align_val_t{64});
-      throw;
-    }
-    if (size_ != 0) {
-      std::memcpy(fresh_indices, indices_, size_ * sizeof(std::uint32_t));
-      std::memcpy(fresh_partials, partials_, size_ * sizeof(double));
-    }
-    ::operator delete(indices_, std::align_val_t{64});
-    ::operator delete(partials_, std::align_val_t{64});
-    indices_ = fresh_indices;
-    partials_ = fresh_partials;
+    // capacity_ moves only once both arrays have grown: if the second allocation throws, the first
+    // array is merely larger than needed.
+    indices_ = reallocate_aligned(indices_, size_, cap);
+    ++allocations_;
+    partials_ = reallocate_aligned(partials_, size_, cap);
+    ++allocations_;
     capacity_ = cap;
-    allocations_ += 2;
   }
 
   std::uint32_t* indices_ = nullptr;

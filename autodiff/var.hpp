@@ -380,28 +380,23 @@ inline auto operator<=>(const Var& a, double b) noexcept { return a.value() <=> 
 [[gnu::always_inline]] inline Var abs(Var a, const AbsOptions& o = {}) {
   return detail::record(Abs::make(o), a);
 }
-[[gnu::always_inline]] inline Var max(Var a, Var b, const TieOptions& o = {}) {
-  return detail::record(Max::make(o), a, b);
-}
-[[gnu::always_inline]] inline Var max(Var a, double b, const TieOptions& o = {}) {
-  Var c = Var::constant(b);
-  return detail::record(Max::make(o), a, c);
-}
-[[gnu::always_inline]] inline Var max(double a, Var b, const TieOptions& o = {}) {
-  Var c = Var::constant(a);
-  return detail::record(Max::make(o), c, b);
-}
-[[gnu::always_inline]] inline Var min(Var a, Var b, const TieOptions& o = {}) {
-  return detail::record(Min::make(o), a, b);
-}
-[[gnu::always_inline]] inline Var min(Var a, double b, const TieOptions& o = {}) {
-  Var c = Var::constant(b);
-  return detail::record(Min::make(o), a, c);
-}
-[[gnu::always_inline]] inline Var min(double a, Var b, const TieOptions& o = {}) {
-  Var c = Var::constant(a);
-  return detail::record(Min::make(o), c, b);
-}
+// max and min: with a tie option, on two Vars or a Var and a number (the number a constant).
+#define TAPEGRAD_TIE_FUNCTION(name, Rule)                                              \
+  [[gnu::always_inline]] inline Var name(Var a, Var b, const TieOptions& o = {}) {     \
+    return detail::record(Rule::make(o), a, b);                                        \
+  }                                                                                    \
+  [[gnu::always_inline]] inline Var name(Var a, double b, const TieOptions& o = {}) {  \
+    Var c = Var::constant(b);                                                          \
+    return detail::record(Rule::make(o), a, c);                                        \
+  }                                                                                    \
+  [[gnu::always_inline]] inline Var name(double a, Var b, const TieOptions& o = {}) {  \
+    Var c = Var::constant(a);                                                          \
+    return detail::record(Rule::make(o), c, b);                                        \
+  }
+TAPEGRAD_TIE_FUNCTION(max, Max)
+TAPEGRAD_TIE_FUNCTION(min, Min)
+#undef TAPEGRAD_TIE_FUNCTION
+
 [[gnu::always_inline]] inline Var clamp(Var a, double lo, double hi, const ClampOptions& o = {}) {
   return detail::record(Clamp::make(lo, hi, o), a);
 }
