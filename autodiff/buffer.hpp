@@ -84,6 +84,11 @@ class PodBuffer {
   std::size_t allocations_ = 0;
 };
 
+/// The index of the variable an operand reads, as stored in the operand stream. An enum of its own,
+/// not a plain std::uint32_t: a store into the stream then cannot alias a tg::Var's fields or the
+/// tape's epoch, so the compiler keeps those in registers across a run of primitives.
+enum class OperandIndex : std::uint32_t {};
+
 /// The operand stream of a recording: for each operand, the index of the variable it reads and the
 /// partial derivative, in two parallel arrays that share one size and one capacity (so recording an
 /// operand checks one capacity, not two).
@@ -99,8 +104,8 @@ class OperandBuffer {
 
   std::size_t size() const noexcept { return size_; }
   std::size_t capacity() const noexcept { return capacity_; }
-  std::uint32_t* indices() noexcept { return indices_; }
-  const std::uint32_t* indices() const noexcept { return indices_; }
+  OperandIndex* indices() noexcept { return indices_; }
+  const OperandIndex* indices() const noexcept { return indices_; }
   double* partials() noexcept { return partials_; }
   const double* partials() const noexcept { return partials_; }
 
@@ -110,7 +115,7 @@ class OperandBuffer {
     if (capacity_ - size_ < n) [[unlikely]] grow(size_ + n, limit, on_overflow);
   }
   [[gnu::always_inline]] void push_unchecked(std::uint32_t index, double partial) noexcept {
-    indices_[size_] = index;
+    indices_[size_] = OperandIndex{index};
     partials_[size_] = partial;
     ++size_;
   }
@@ -129,7 +134,7 @@ class OperandBuffer {
     capacity_ = cap;
   }
 
-  std::uint32_t* indices_ = nullptr;
+  OperandIndex* indices_ = nullptr;
   double* partials_ = nullptr;
   std::size_t size_ = 0;
   std::size_t capacity_ = 0;

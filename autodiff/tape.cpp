@@ -10,7 +10,8 @@ namespace tg {
 
 namespace detail {
 
-constinit thread_local Tape* tls_active_tape = nullptr;
+constinit Tape unstarted_tape{Tape::Unstarted{}};
+constinit thread_local Tape* tls_active_tape = &unstarted_tape;
 
 Tape& init_thread_tape() {
   thread_local Tape own;
@@ -56,16 +57,17 @@ void* Arena::allocate_slow(std::size_t bytes, std::size_t align) {
 namespace {
 std::atomic<std::uint32_t> next_epoch{1};
 
-// Epochs are 31 bits: a tg::Var keeps its "fresh" flag in the top bit of its copy (var.hpp).
+// Epochs are 30 bits: a tg::Var keeps its "fresh" flag in the top bit of its copy (var.hpp), and
+// Tape::kNoKey, bit 30, is no epoch.
 std::uint32_t fresh_epoch() {
   for (;;) {
-    const std::uint32_t e = next_epoch.fetch_add(1, std::memory_order_relaxed) & 0x7fff'ffffu;
+    const std::uint32_t e = next_epoch.fetch_add(1, std::memory_order_relaxed) & Tape::kEpochMask;
     if (e != 0 && e != Tape::kMovedFromEpoch) return e;  // 0 marks constants
   }
 }
 }  // namespace
 
-Tape::Tape() : epoch_(fresh_epoch()) {
+Tape::Tape() : epoch_(fresh_epoch()), key_(epoch_) {
   push_input();  // statement 0: the sink that constants point to
   // Kink events appear when an input lands exactly on a kink, which in training can first happen
   // after thousands of steps: room for them now keeps such a step from allocating.
@@ -90,6 +92,7 @@ void Tape::reset() {
   anomaly_names_.clear();
   arena_.reset();
   epoch_ = fresh_epoch();
+  update_plain();
   swept_epoch_ = 0;
   swept_from_ = 0;
   swept_stop_ = 0;
@@ -126,13 +129,9 @@ void Tape::add_callback(const Callback& c) {
 void Tape::note_kink(Kink k, std::uint64_t count) {
   if (count == 0) return;
   kink_events_.push({top(), k, count}, kMaxIndex, &detail::throw_tape_full);
-}
-
-void Tape::relocate_kink_events(Index from) noexcept {
-  // merge() folded statement `from` into the one below: its events belong to that one now.
-  for (std::size_t e = kink_events_.size(); e-- > 0 && kink_events_[e].position == from;) {
-    kink_events_[e].position = from - 1;
-  }
+  // The event names this statement: nothing is fused or merged into it any more, so that it keeps
+  // its index (kinks are hit rarely; the statements after it fuse as before).
+  barrier_ = top();
 }
 
 std::size_t Tape::operand_end(Index s) const noexcept {
@@ -156,22 +155,36 @@ TapeStats Tape::stats() const noexcept {
   return s;
 }
 
+namespace {
+// adj[ops[k]] += d[k] * a for the n operands of one statement.
+[[gnu::noinline]] void scatter(double* adj, const detail::OperandIndex* ops, const double* d,
+                               std::size_t n, double a) {
+  for (std::size_t k = 0; k != n; ++k) adj[static_cast<std::size_t>(ops[k])] += d[k] * a;
+}
+}  // namespace
+
+// (No SLP vectorisation: GCC packs r1 and r2 into one vector register and spends more shuffling
+// them than it saves.)
+[[gnu::optimize("no-tree-slp-vectorize")]]
 std::size_t Tape::sweep_statements(Index from, Index down_to, std::size_t end) {
   // The hot loop: statement s hands its adjoint to its operands, the counts_[s] operands that end
-  // at `end` (indices are machine words). Returns where the operands of statement down_to end.
+  // at `end`. Returns where the operands of statement down_to end.
   //
-  // In a chain of statements (a running sum, x = f(x) repeated) each adjoint is the one the
+  // In a chain of statements (a running product, x = f(x) repeated) each adjoint is the one the
   // previous statement just added to; through memory that is a store-to-load round trip on the
   // critical path of every statement. So the adjoints of the two statements below s live in
   // registers (r1: s - 1, r2: s - 2) from the moment every statement above them has run; the
   // contributions to them are added there, in the same order as through memory (same results, bit
-  // for bit), and each is written back when its own statement comes up.
+  // for bit), and each is written back when its own statement comes up. A long statement (a sum)
+  // is not such a chain: its operands go straight to memory, without the two comparisons each,
+  // with r1 and r2 written back before and read again after it.
   //
   // Once no operand is left below (end == 0), the statements that remain have none either (the
   // inputs, usually recorded first): the sweep stops there.
+  constexpr std::size_t kShort = 4;
   double* adj = adjoints_.data();
   const std::uint16_t* counts = counts_.data();
-  const Index* ops = ops_.indices();
+  const detail::OperandIndex* ops = ops_.indices();
   const double* d = ops_.partials();
   std::size_t s = from;
   std::size_t e = end;
@@ -180,16 +193,25 @@ std::size_t Tape::sweep_statements(Index from, Index down_to, std::size_t end) {
     double r1 = adj[s - 1];
     double r2 = adj[s - 2];
     for (; s > std::size_t{down_to} + 2 && e != 0; --s) {
-      const std::size_t b = e - counts[s];
-      for (std::size_t k = b; k != e; ++k) {
-        const std::size_t j = ops[k];
-        const double c = d[k] * a;
-        if (j == s - 1) {
-          r1 += c;
-        } else if (j == s - 2) {
-          r2 += c;
-        } else {
-          adj[j] += c;
+      const std::size_t n = counts[s];
+      const std::size_t b = e - n;
+      if (n > kShort) [[unlikely]] {
+        adj[s - 1] = r1;
+        adj[s - 2] = r2;
+        scatter(adj, ops + b, d + b, n, a);
+        r1 = adj[s - 1];
+        r2 = adj[s - 2];
+      } else {
+        for (std::size_t k = b; k != e; ++k) {
+          const auto j = static_cast<std::size_t>(ops[k]);
+          const double c = d[k] * a;
+          if (j == s - 1) {
+            r1 += c;
+          } else if (j == s - 2) {
+            r2 += c;
+          } else {
+            adj[j] += c;
+          }
         }
       }
       e = b;
@@ -205,26 +227,27 @@ std::size_t Tape::sweep_statements(Index from, Index down_to, std::size_t end) {
   for (; s > down_to && e != 0; --s) {
     const double a = adj[s];
     const std::size_t b = e - counts[s];
-    for (std::size_t k = b; k != e; ++k) adj[ops[k]] += d[k] * a;
+    for (std::size_t k = b; k != e; ++k) adj[static_cast<std::size_t>(ops[k])] += d[k] * a;
     e = b;
   }
   return e;
 }
 
 std::size_t Tape::sweep_statements_checked(Index from, Index down_to, std::size_t end) {
-  const Index* ops = ops_.indices();
+  const detail::OperandIndex* ops = ops_.indices();
   const double* d = ops_.partials();
   for (Index s = from; s > down_to; --s) {
     const double a = adjoints_[s];
     const std::size_t b = end - counts_[s];
     for (std::size_t k = b; k < end; ++k) {
+      const auto j = static_cast<std::size_t>(ops[k]);
       const double contribution = d[k] * a;
-      adjoints_[ops[k]] += contribution;
-      if (!std::isfinite(adjoints_[ops[k]]) && std::isfinite(a)) [[unlikely]] {
+      adjoints_[j] += contribution;
+      if (!std::isfinite(adjoints_[j]) && std::isfinite(a)) [[unlikely]] {
         report_anomaly(statement_name(s), "backward",
                        fmt::format("adjoint contribution {} = partial {} * adjoint {} to variable "
                                    "{} (statement {})",
-                                   contribution, d[k], a, ops[k], s));
+                                   contribution, d[k], a, j, s));
       }
     }
     end = b;
@@ -274,6 +297,8 @@ void Tape::sweep(Index output, double seed, Index stop) {
     }
     break;
   }
+
+  adjoints_[0] = 0.0;  // the constant sink: what a constant's gradient reads (tg::gradient)
 
   for (std::size_t e = 0; e < kink_events_.size(); ++e) {
     const KinkEvent& ev = kink_events_[e];

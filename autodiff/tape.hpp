@@ -33,7 +33,11 @@ using Index = std::uint32_t;
 class Tape;
 
 namespace detail {
+// This thread's active tape. Never null: until the thread first records, it points to
+// `unstarted_tape`, a shared tape that records nothing (not plain, not recording), so the hot path
+// of a primitive reads it without a test and takes its slow path, which starts the thread's tape.
 extern constinit thread_local Tape* tls_active_tape;
+extern Tape unstarted_tape;
 Tape& init_thread_tape();
 [[noreturn]] void throw_tape_full();
 }  // namespace detail
@@ -55,6 +59,9 @@ class Tape {
  public:
   Tape();
   ~Tape();
+  /// The placeholder behind detail::unstarted_tape: no memory, records nothing.
+  struct Unstarted {};
+  constexpr explicit Tape(Unstarted) noexcept : key_(kNoKey), recording_(false), plain_(false) {}
   Tape(const Tape&) = delete;
   Tape& operator=(const Tape&) = delete;
 
@@ -66,8 +73,17 @@ class Tape {
   /// Records an independent variable (an input) and returns its index.
   [[gnu::always_inline]] Index push_input() {
     reserve_statement(0);
+    return push_input_unchecked();
+  }
+  /// For tg::Var's constructor: whether push_input_unchecked() may be called (false for a full
+  /// buffer and for detail::unstarted_tape, which has none).
+  [[gnu::always_inline]] bool has_room_for_input() const noexcept {
+    return counts_.size() != counts_.capacity();
+  }
+  [[gnu::always_inline]] Index push_input_unchecked() noexcept {
+    const std::size_t i = counts_.size();
     counts_.push_unchecked(0);
-    return top();
+    return static_cast<Index>(i);
   }
   /// Records a statement with one operand and returns its index.
   [[gnu::always_inline]] Index push(Index a, double da) {
@@ -123,68 +139,49 @@ class Tape {
   }
 
   // ---- Fusion (for tg::apply; docs/design.md, "Fused statements") ---------------------------
+  // Each member below either rewrites statement(s) in place, or changes nothing and declines
+  // (returns false, or 0 for merge): then the primitive records a statement of its own.
+  // tg::detail::Recorder calls them in the plain mode only, for operands that are fresh (the only
+  // handle to their statement). A statement may be rewritten only if it is the newest (the two
+  // newest for a merge), above the barrier (no backward closure recorded, no sweep run, no change
+  // of anomaly mode and no kink event since), has room for the operands it gains, and, unless the
+  // factor is 1, is short (scaling its partials costs one multiply each) and scales exactly (see
+  // scale_exactly).
+
   /// Index of the newest statement.
   [[gnu::always_inline]] Index top() const noexcept { return static_cast<Index>(counts_.size() - 1); }
-  /// Whether statement i may take in one more primitive in place: it is the newest, it is above
-  /// the barrier (no backward closure recorded, no sweep run and no change of anomaly mode since),
-  /// it has room for `extra` more operands, and, unless `scale` is 1, it is short (scaling its
-  /// partials costs one multiply each). tg::detail::record asks it in the plain mode only
-  /// (Tape::plain()); fuse() may still decline.
-  [[gnu::always_inline]] bool can_fuse(Index i, double scale, std::size_t extra = 0) const noexcept {
-    if (i != top() || i <= barrier_) return false;
-    const std::size_t n = counts_.back();
-    return n + extra <= kMaxStatementOperands && (scale == 1.0 || n <= kFuseScaleLimit);
+
+  /// Statement i becomes g(i) for a primitive g with derivative `scale` there.
+  [[gnu::always_inline]] bool fuse(Index i, double scale) noexcept {
+    const std::size_t top = counts_.size() - 1;
+    if (i != top || i <= barrier_) return false;
+    return scale_exactly(ops_.size(), counts_[top], scale);
   }
-  /// Whether statements i and j, the two newest in either order, may merge into one (as can_fuse).
-  [[gnu::always_inline]] bool can_merge(Index i, double scale_i, Index j, double scale_j) const noexcept {
-    const Index hi = top();
-    if (!((i == hi && j == hi - 1) || (j == hi && i == hi - 1)) || hi - 1 <= barrier_) return false;
-    const std::size_t ni = counts_[i];
-    const std::size_t nj = counts_[j];
-    return ni + nj <= kMaxStatementOperands && (scale_i == 1.0 || ni <= kFuseScaleLimit) &&
-           (scale_j == 1.0 || nj <= kFuseScaleLimit);
-  }
-  /// The newest statement becomes g(it), for a primitive g with derivative `scale` there, and
-  /// for a g of two inputs gets the other operand b with partial db. Only after can_fuse(top(),
-  /// scale, 0 or 1). Returns false, having changed nothing, when a scaled partial would overflow or
-  /// underflow (see scale_exactly): then the primitive needs a statement of its own.
-  [[gnu::always_inline]] bool fuse(double scale) noexcept {
-    return scale_exactly(ops_.size(), counts_.back(), scale);
-  }
-  [[gnu::always_inline]] bool fuse(double scale, Index b, double db) {
+  /// Statement i becomes g(i, b) for a primitive g of two inputs with partials `scale` (on i) and
+  /// db (on b). When b is the statement's last operand (`(c * z) * z`) the partials are added.
+  [[gnu::always_inline]] bool fuse(Index i, double scale, Index b, double db) {
+    const std::size_t top = counts_.size() - 1;
+    if (i != top || i <= barrier_) return false;
+    const std::size_t n = counts_[top];
+    if (n == kMaxStatementOperands) return false;
     ops_.reserve_more(1, kMaxIndex, &detail::throw_tape_full);
-    const std::size_t n = counts_.back();
     if (!scale_exactly(ops_.size(), n, scale)) return false;
-    const std::size_t last = ops_.size() - 1;  // n >= 1: a fresh statement has an operand
-    if (n != 0 && ops_.indices()[last] == b && std::isfinite(ops_.partials()[last] + db)) {
+    const std::size_t last = ops_.size() - 1;
+    if (n != 0 && ops_.indices()[last] == detail::OperandIndex{b} &&
+        std::isfinite(ops_.partials()[last] + db)) {
       ops_.partials()[last] += db;  // (c * z) * z: one operand on z, partials added
     } else {
       ops_.push_unchecked(b, db);
-      ++counts_.back();
+      counts_[top] = static_cast<std::uint16_t>(n + 1);
     }
     return true;
   }
-  /// The two newest statements, i and the other one, become one: g(i, j) for a primitive g with
-  /// partials scale_i, scale_j. Only after can_merge(i, scale_i, j, scale_j). Returns false,
-  /// having changed nothing, when a scaled partial would overflow or underflow; the merged
-  /// statement is the lower of the two, now top().
-  [[gnu::always_inline]] bool merge(Index i, double scale_i, double scale_j) noexcept {
-    const Index hi = top();
-    const double s_hi = i == hi ? scale_i : scale_j;
-    const double s_lo = i == hi ? scale_j : scale_i;
-    const std::size_t n_hi = counts_[hi];
-    const std::size_t n_lo = counts_[hi - 1];
-    if (!scales_exactly(ops_.size() - n_hi, n_lo, s_lo) ||
-        !scale_exactly(ops_.size(), n_hi, s_hi)) {
-      return false;
-    }
-    scale_statement(ops_.size() - n_hi, n_lo, s_lo);
-    counts_.pop_back();
-    counts_.back() = static_cast<std::uint16_t>(n_lo + n_hi);
-    if (!kink_events_.empty() && kink_events_.back().position == hi) [[unlikely]] {
-      relocate_kink_events(hi);
-    }
-    return true;
+  /// Statements i and j, the two newest in either order, become one: g(i, j) for a primitive g
+  /// with partials scale_i, scale_j. Returns the merged statement, the lower of the two, now top()
+  /// (0, never a statement that can be merged into, when it declines).
+  [[gnu::always_inline]] Index merge(Index i, double scale_i, Index j, double scale_j) noexcept {
+    // Usually j is the newest (`s += x * x`: i is the accumulator below it).
+    return j > i ? merge_ordered(i, scale_i, j, scale_j) : merge_ordered(j, scale_j, i, scale_i);
   }
 
   /// Records `f(Tape&)` to run when a backward sweep passes this point of the recording: after
@@ -204,8 +201,19 @@ class Tape {
   /// using one afterwards throws tg::TapeError.
   void reset();
 
-  /// Identifies this recording; unique across all tapes of the process, never 0.
-  std::uint32_t epoch() const noexcept { return epoch_; }
+  /// Identifies this recording; unique across all tapes of the process, never 0. Epochs are 30
+  /// bits (tape.cpp): the two bits above are free for tg::Var's fresh flag and for kNoKey.
+  [[gnu::always_inline]] std::uint32_t epoch() const noexcept {
+    if (epoch_ > kEpochMask) __builtin_unreachable();
+    return epoch_;
+  }
+  static constexpr std::uint32_t kEpochMask = 0x3fff'ffffu;
+  /// What the inline path of a primitive compares its operands' epochs with (tg::Var's raw epoch
+  /// field and this, both with the fresh flag set): the epoch in the plain mode, else kNoKey,
+  /// which no Var's epoch equals. One comparison then sends a primitive to its out-of-line path
+  /// for a stale or foreign operand, a constant one (epoch 0), or a mode other than plain.
+  [[gnu::always_inline]] std::uint32_t key() const noexcept { return key_; }
+  static constexpr std::uint32_t kNoKey = 0x4000'0000u;
   /// Number of variables recorded, the constant sink included.
   std::size_t size() const noexcept { return counts_.size(); }
   TapeStats stats() const noexcept;
@@ -214,26 +222,26 @@ class Tape {
   [[gnu::always_inline]] void check_epoch(std::uint32_t epoch, std::string_view op) const {
     if (epoch != epoch_) [[unlikely]] throw_stale(op, epoch);
   }
-  /// Both operands' epochs at once (one branch); throws naming the first that does not match.
-  [[gnu::always_inline]] void check_epochs(std::uint32_t ea, std::uint32_t eb,
-                                           std::string_view op) const {
-    if (((ea ^ epoch_) | (eb ^ epoch_)) != 0) [[unlikely]] throw_stale(op, ea != epoch_ ? ea : eb);
+  /// check_epoch for the raw epoch field of tg::Var (its top bit, the fresh flag, is ignored: the
+  /// shift drops it).
+  [[gnu::always_inline]] void check_epoch_bits(std::uint32_t bits, std::string_view op) const {
+    if (((bits ^ epoch_) << 1) != 0) [[unlikely]] throw_stale(op, bits & kEpochMask);
   }
   /// The epoch of a tg::Var that was moved from: no recording has it.
-  static constexpr std::uint32_t kMovedFromEpoch = 0x7fff'ffffu;
+  static constexpr std::uint32_t kMovedFromEpoch = kEpochMask;
 
   // ---- Modes ------------------------------------------------------------------------------
   /// False inside a tg::NoGrad scope: primitives compute values and record nothing.
   bool recording() const noexcept { return recording_; }
   void set_recording(bool on) noexcept {
     recording_ = on;
-    plain_ = recording_ && !anomaly_;
+    update_plain();
   }
   /// Anomaly mode: see tg::DetectAnomaly.
   bool anomaly() const noexcept { return anomaly_; }
   void set_anomaly(bool on) noexcept {
     anomaly_ = on;
-    plain_ = recording_ && !anomaly_;
+    update_plain();
     barrier_ = top();  // a statement recorded in one mode is not fused in the other
   }
   /// Recording, and not in anomaly mode: the mode primitives are recorded fastest in.
@@ -259,7 +267,8 @@ class Tape {
 
   /// Adjoint of variable i after the last sweep. Inside a backward closure: the adjoint so far.
   double adjoint(Index i) const noexcept { return i < adjoints_.size() ? adjoints_[i] : 0.0; }
-  /// The adjoints of the last sweep: variables 0 .. its output (for tg::gradient).
+  /// The adjoints of the last sweep: variables 0 .. its output (for tg::gradient); entry 0, the
+  /// constant sink, is 0.
   const double* adjoints() const noexcept { return adjoints_.data(); }
   /// For backward closures: adds to the adjoint of an operand.
   void add_adjoint(Index i, double v) noexcept { adjoints_[i] += v; }
@@ -335,8 +344,9 @@ class Tape {
     }
     return true;
   }
-  // Scales them if that is exact and returns true; else changes nothing and returns false. One
-  // pass for the usual one-operand statement.
+  // Scales the n partials that end at `end` by `scale` if that is exact and the statement is short
+  // enough (a long product would rescale an ever longer statement), and returns true; else changes
+  // nothing and returns false. One pass for the usual one-operand statement.
   [[gnu::always_inline]] bool scale_exactly(std::size_t end, std::size_t n, double scale) noexcept {
     if (scale == 1.0) return true;
     if (n == 1 && scale != -1.0) {
@@ -346,7 +356,7 @@ class Tape {
       *p = q;
       return true;
     }
-    if (!scales_exactly(end, n, scale)) return false;
+    if (n > kFuseScaleLimit || !scales_exactly(end, n, scale)) return false;
     scale_statement(end, n, scale);
     return true;
   }
@@ -364,7 +374,33 @@ class Tape {
       default: for (std::size_t k = 0; k < n; ++k) p[k] *= scale;
     }
   }
-  void relocate_kink_events(Index from) noexcept;
+  // merge() with the operands in order: statement `hi` must be the newest, `lo` the one below it.
+  [[gnu::always_inline]] Index merge_ordered(Index lo, double s_lo, Index hi,
+                                             double s_hi) noexcept {
+    const std::size_t n_all = counts_.size();
+    if (hi + std::size_t{1} != n_all || lo + std::size_t{2} != n_all || lo <= barrier_) return 0;
+    std::uint16_t* last_two = counts_.data() + (n_all - 2);  // lo's count, hi's count
+    const std::uint16_t n_lo = last_two[0];
+    const std::uint16_t n_hi = last_two[1];
+    std::uint16_t n;  // at most kMaxStatementOperands
+    if (__builtin_add_overflow(n_lo, n_hi, &n)) return 0;
+    if (s_lo != 1.0 || s_hi != 1.0) {
+      const std::size_t end = ops_.size();
+      if ((s_lo != 1.0 && n_lo > kFuseScaleLimit) || (s_hi != 1.0 && n_hi > kFuseScaleLimit) ||
+          !scales_exactly(end - n_hi, n_lo, s_lo) || !scales_exactly(end, n_hi, s_hi)) {
+        return 0;
+      }
+      scale_statement(end - n_hi, n_lo, s_lo);
+      scale_statement(end, n_hi, s_hi);
+    }
+    last_two[0] = n;
+    counts_.pop_back();
+    return lo;
+  }
+  void update_plain() noexcept {
+    plain_ = recording_ && !anomaly_;
+    key_ = plain_ ? epoch_ : kNoKey;
+  }
   // One past the last operand of statement s.
   std::size_t operand_end(Index s) const noexcept;
   void hash_branch(std::uint64_t v) noexcept {
@@ -388,6 +424,7 @@ class Tape {
   Index barrier_ = 0;  // statements at or below it are not fused into (a closure, a sweep or a change
                        // of anomaly mode came after them)
   std::uint32_t epoch_ = 0;
+  std::uint32_t key_ = 0;  // epoch_ in the plain mode, else kNoKey (see key())
   std::uint32_t swept_epoch_ = 0;  // epoch of the last sweep (0: none in this recording)
   Index swept_from_ = 0;
   Index swept_stop_ = 0;
@@ -403,8 +440,14 @@ class Tape {
 /// This thread's active tape: its own tape, unless a TapeScope selected another.
 [[gnu::always_inline]] inline Tape& active_tape() {
   Tape* t = detail::tls_active_tape;
-  return t != nullptr ? *t : detail::init_thread_tape();
+  return t != &detail::unstarted_tape ? *t : detail::init_thread_tape();
 }
+
+namespace detail {
+/// The active tape for the hot path of a primitive, which only records when it is plain(): may be
+/// detail::unstarted_tape, never null.
+[[gnu::always_inline]] inline Tape& recording_tape() noexcept { return *tls_active_tape; }
+}  // namespace detail
 
 /// Makes `tape` the active tape of this thread while the scope lives.
 class TapeScope {

@@ -76,27 +76,29 @@ void gradient(const Var& f, std::span<const Var> xs, std::span<double> out) {
   }
   Tape& t = active_tape();
   t.check_epoch(f.epoch(), "gradient (output)");
-  // One pass checks the inputs and finds where the sweep may stop (constants, index 0, do not
-  // lower it); a second reads the adjoints. An input recorded after f gets 0.
+  // One pass checks the inputs and finds the lowest, where the sweep may stop; a second reads the
+  // adjoints. Both without branches: a constant (index 0, epoch 0) passes the check, does not
+  // lower the stop (its index - 1 wraps around) and reads adjoint 0, the constant sink, which the
+  // sweep leaves at 0; so does an input recorded after f.
   const std::uint32_t epoch = t.epoch();
-  Index stop = f.index();
-  bool stale = false;
+  std::uint32_t stale = 0;
+  Index low = f.index() - 1;
   for (const Var& x : xs) {
-    if (x.is_constant()) continue;
-    stale |= x.epoch() != epoch;
-    stop = std::min(stop, x.index());
+    const Index i = x.index();
+    stale |= (x.epoch() ^ epoch) & (0u - static_cast<std::uint32_t>(i != 0));
+    low = std::min(low, i - 1);
   }
-  if (stale) {
+  if (stale != 0) {
     for (const Var& x : xs) {
       if (!x.is_constant()) t.check_epoch(x.epoch(), "gradient (input)");
     }
   }
-  t.sweep(f.index(), 1.0, stop);
+  t.sweep(f.index(), 1.0, low + 1);
   const Index last = f.index();
   const double* adj = t.adjoints();
   for (std::size_t k = 0; k < xs.size(); ++k) {
     const Index i = xs[k].index();
-    out[k] = i != 0 && i <= last ? adj[i] : 0.0;
+    out[k] = adj[i <= last ? i : 0];
   }
 }
 

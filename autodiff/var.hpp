@@ -12,14 +12,14 @@
 #include <concepts>
 #include <cstddef>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 namespace tg {
 
 class Var;
 namespace detail {
-template <class R> Var record(const R& rule, Var& a);
-template <class R> Var record(const R& rule, Var& a, Var& b);
+struct Recorder;
 Var record_linear(std::string_view name, std::span<const Var> xs, std::span<const double> ws);
 }  // namespace detail
 
@@ -40,7 +40,17 @@ class Var {
   /// A constant zero: recorded nowhere, valid on every tape.
   constexpr Var() noexcept = default;
   /// A new independent variable (an input) on the active tape.
-  Var(double value) : Var(value, active_tape()) {}  // NOLINT(google-explicit-constructor)
+  Var(double value) : value_(value) {  // NOLINT(google-explicit-constructor)
+    Tape& t = detail::recording_tape();
+    if (!t.has_room_for_input()) [[unlikely]] {
+      const std::uint64_t ie = new_input();  // grows the buffer, or starts this thread's tape
+      index_ = static_cast<Index>(ie);
+      epoch_ = static_cast<std::uint32_t>(ie >> 32);
+      return;
+    }
+    index_ = t.push_input_unchecked();
+    epoch_ = t.epoch();
+  }
   /// A new independent variable on `tape`.
   Var(double value, Tape& tape) : value_(value), index_(tape.push_input()), epoch_(tape.epoch()) {}
   constexpr Var(const Var& o) noexcept
@@ -100,17 +110,22 @@ class Var {
   Var& operator/=(double b);
 
  private:
-  template <class R> friend Var detail::record(const R&, Var&);
-  template <class R> friend Var detail::record(const R&, Var&, Var&);
+  friend struct detail::Recorder;
   friend Var detail::record_linear(std::string_view, std::span<const Var>, std::span<const double>);
 
-  static constexpr std::uint32_t kFresh = 0x8000'0000u;  // epochs are 31 bits (tape.cpp)
+  static constexpr std::uint32_t kFresh = 0x8000'0000u;  // epochs are 30 bits (tape.cpp)
   static constexpr std::uint32_t kMovedFrom = Tape::kMovedFromEpoch;
 
   constexpr Var(double value, Index index, std::uint32_t epoch) noexcept
       : value_(value), index_(index), epoch_(epoch) {}
   static constexpr Var make_fresh(double value, Index index, std::uint32_t epoch) noexcept {
     return Var(value, index, epoch | kFresh);
+  }
+  // The input constructor's out-of-line path: the new input's index and, above it, its epoch.
+  [[gnu::noinline]] static std::uint64_t new_input() {
+    Tape& t = active_tape();
+    const Index i = t.push_input();
+    return std::uint64_t{t.epoch()} << 32 | i;
   }
   // Only writes when the flag is set: a shared constant copied from several threads is only read.
   constexpr void share() const noexcept {
@@ -158,120 +173,267 @@ void note_kink(Tape& t, const R& rule, X... x) {
     if (rule.at_kink(x...)) [[unlikely]] t.note_kink(R::kink);
   }
 }
-}  // namespace detail
 
-namespace detail {
-// A non-fresh Var with a's fields, made without touching a.
-[[gnu::always_inline]] inline Var detached(const Var& a) noexcept {
-  return Var::recorded(a.value(), a.index(), a.epoch());
-}
-
-// The recording itself. `a` and `b` belong to the caller, who took the operands by value: a fresh
-// one is a temporary nobody else can see, and its statement may be rewritten in place. The hot path
-// is the plain recording mode; anomaly mode and NoGrad go to record_slow, out of line.
-
-// record_slow takes copies made from the fields (detail::detached), so that no operand's address
-// escapes from the hot path: an accumulator like `s` in `s += x * x` stays in registers.
-template <class R>
-[[gnu::noinline]] Var record_slow(const R& rule, Var a) {
-  Tape& t = active_tape();
-  const double x = a.value();
-  const double y = rule.value(x);
-  if (t.anomaly()) t.check_forward(R::name, y, {&x, 1});
-  if (a.is_constant() || !t.recording()) {
-    if constexpr (KinkedRule<R>) t.note_branch(R::kink, rule.side(x));
-    return Var::constant(y);
+/// A rule of two inputs with one of them a plain number `c` (operand K is the recorded one), seen
+/// as a rule of one input: `x - 1.0`, `2.0 * x`, `tg::max(x, 0.5)`. The number is a constant: it is
+/// never recorded.
+template <class R, int K>
+struct WithNumber {
+  static constexpr std::string_view name = R::name;
+  R rule;
+  double c;
+  double value(double x) const { return K == 0 ? rule.value(x, c) : rule.value(c, x); }
+  double derivative(double x, double y) const {
+    return K == 0 ? rule.derivatives(x, c, y)[0] : rule.derivatives(c, x, y)[1];
   }
-  t.check_epoch(a.epoch(), R::name);
-  const Index i = t.push(a.index(), rule.derivative(x, y));  // no fusion: one statement each
-  detail::note_kink(t, rule, x);
-  t.name_last_statement(R::name);
-  return Var::recorded(y, i, t.epoch());  // never fused into: one statement per primitive here
-}
-
+  // The kink, the branch side and anomaly mode see both inputs, in their order.
+  std::array<double, 2> inputs(double x) const {
+    return K == 0 ? std::array<double, 2>{x, c} : std::array<double, 2>{c, x};
+  }
+};
 template <class R>
-[[gnu::noinline]] Var record_slow(const R& rule, Var a, Var b) {
-  Tape& t = active_tape();
-  const double x1 = a.value();
-  const double x2 = b.value();
-  const double y = rule.value(x1, x2);
-  if (t.anomaly()) {
-    const double in[2] = {x1, x2};
+struct IsWithNumber : std::false_type {};
+template <class R, int K>
+struct IsWithNumber<WithNumber<R, K>> : std::true_type {};
+
+// The branch-side and kink notes of a rule of one input (for WithNumber, of the rule it wraps).
+template <class R>
+[[gnu::always_inline]] inline void note_kink1(Tape& t, const R& rule, double x) {
+  if constexpr (IsWithNumber<R>::value) {
+    const std::array<double, 2> in = rule.inputs(x);
+    detail::note_kink(t, rule.rule, in[0], in[1]);
+  } else {
+    detail::note_kink(t, rule, x);
+  }
+}
+template <class R>
+[[gnu::always_inline]] inline void note_branch1(Tape& t, const R& rule, double x) {
+  if constexpr (IsWithNumber<R>::value) {
+    if constexpr (KinkedRule<decltype(rule.rule)>) {
+      const std::array<double, 2> in = rule.inputs(x);
+      t.note_branch(decltype(rule.rule)::kink, rule.rule.side(in[0], in[1]));
+    }
+  } else if constexpr (KinkedRule<R>) {
+    t.note_branch(R::kink, rule.side(x));
+  }
+}
+template <class R>
+void check_forward1(const Tape& t, const R& rule, double y, double x) {
+  if constexpr (IsWithNumber<R>::value) {
+    const std::array<double, 2> in = rule.inputs(x);
     t.check_forward(R::name, y, in);
+  } else {
+    t.check_forward(R::name, y, {&x, 1});
   }
-  const bool ca = a.is_constant();
-  const bool cb = b.is_constant();
-  if ((ca && cb) || !t.recording()) {
-    if constexpr (KinkedRule<R>) t.note_branch(R::kink, rule.side(x1, x2));
-    return Var::constant(y);
-  }
-  if (!ca) t.check_epoch(a.epoch(), R::name);
-  if (!cb) t.check_epoch(b.epoch(), R::name);
-  const std::array<double, 2> d = rule.derivatives(x1, x2, y);
-  const Index i = ca ? t.push(b.index(), d[1])
-                  : cb ? t.push(a.index(), d[0])
-                       : t.push(a.index(), d[0], b.index(), d[1]);
-  detail::note_kink(t, rule, x1, x2);
-  t.name_last_statement(R::name);
-  return Var::recorded(y, i, t.epoch());
 }
+
+// A Var's fields as a trivially copyable value (the epoch with its fresh flag): what crosses into
+// and out of the out-of-line paths, in registers. (A tg::Var is not trivially copyable, so passing
+// or returning one by value goes through memory, and a result that an out-of-line path returns
+// through memory pins the inline path's result there too.)
+struct VarFields {
+  double value;
+  Index index;
+  std::uint32_t bits;  // epoch | fresh flag
+};
+
+/// The recording, for tg::apply and the operators and functions below. Primitives are recorded
+/// here, and only here.
+///
+/// The inline paths (record) handle what a program does over and over, in the plain mode
+/// (recording, no anomaly mode) with recorded operands: they push a statement or fuse into a fresh
+/// operand's statement (docs/design.md, "Fused statements"). Everything else goes out of line, to
+/// record_general: constant operands (index 0), NoGrad and anomaly mode (record_slow: one
+/// statement per primitive, never fused, the result not fresh), and stale operands (which throw).
+/// `a` and `b` belong to the caller, who took the operands by value: a fresh one is a temporary
+/// nobody else can see, and its statement may be rewritten in place.
+struct Recorder {
+  static VarFields fields(const Var& a) noexcept { return {a.value_, a.index_, a.epoch_}; }
+  static Var make(VarFields f) noexcept { return Var(f.value, f.index, f.bits); }
+  static bool fresh(std::uint32_t bits) noexcept { return (bits & Var::kFresh) != 0; }
+
+  // Out-of-line paths take a small rule by value, in registers (a WithNumber's number would
+  // otherwise be stored to the stack on every call of the inline path, for its address).
+  template <class R>
+  using RuleArg =
+      std::conditional_t<std::is_trivially_copyable_v<R> && sizeof(R) <= 16, R, const R&>;
+
+  template <class R>
+  [[gnu::noinline]] static VarFields record_slow(RuleArg<R> rule, VarFields a) {
+    Tape& t = active_tape();
+    const double x = a.value;
+    const double y = rule.value(x);
+    if (t.anomaly()) check_forward1(t, rule, y, x);
+    if (a.index == 0 || !t.recording()) {
+      note_branch1(t, rule, x);
+      return {y, 0, 0};
+    }
+    t.check_epoch_bits(a.bits, R::name);
+    const Index i = t.push(a.index, rule.derivative(x, y));
+    note_kink1(t, rule, x);
+    t.name_last_statement(R::name);
+    return {y, i, t.epoch()};
+  }
+
+  template <class R>
+  [[gnu::noinline]] static VarFields record_slow(RuleArg<R> rule, VarFields a, VarFields b) {
+    Tape& t = active_tape();
+    const double x1 = a.value;
+    const double x2 = b.value;
+    const double y = rule.value(x1, x2);
+    if (t.anomaly()) {
+      const double in[2] = {x1, x2};
+      t.check_forward(R::name, y, in);
+    }
+    const bool ca = a.index == 0;
+    const bool cb = b.index == 0;
+    if ((ca && cb) || !t.recording()) {
+      if constexpr (KinkedRule<R>) t.note_branch(R::kink, rule.side(x1, x2));
+      return {y, 0, 0};
+    }
+    if (!ca) t.check_epoch_bits(a.bits, R::name);
+    if (!cb) t.check_epoch_bits(b.bits, R::name);
+    const std::array<double, 2> d = rule.derivatives(x1, x2, y);
+    const Index i = ca ? t.push(b.index, d[1])
+                    : cb ? t.push(a.index, d[0])
+                         : t.push(a.index, d[0], b.index, d[1]);
+    detail::note_kink(t, rule, x1, x2);
+    t.name_last_statement(R::name);
+    return {y, i, t.epoch()};
+  }
+
+  // Everything the inline paths leave: modes other than plain, constant operands, stale operands.
+  template <class R>
+  [[gnu::noinline]] static VarFields record_general(RuleArg<R> rule, double xa, Index ia,
+                                                    std::uint32_t ba) {
+    const VarFields a{xa, ia, ba};
+    Tape& t = active_tape();
+    if (!t.plain()) return record_slow<R>(rule, a);
+    const double x = a.value;
+    const double y = rule.value(x);
+    if (a.index == 0) {
+      note_branch1(t, rule, x);
+      return {y, 0, 0};
+    }
+    t.check_epoch_bits(a.bits, R::name);
+    return {y, record1(t, rule, a, x, y), t.epoch() | Var::kFresh};
+  }
+
+  template <class R>
+  [[gnu::noinline]] static VarFields record_general(RuleArg<R> rule, double xa, Index ia,
+                                                    std::uint32_t ba, double xb, Index ib,
+                                                    std::uint32_t bb) {
+    const VarFields a{xa, ia, ba};
+    const VarFields b{xb, ib, bb};
+    Tape& t = active_tape();
+    if (!t.plain()) return record_slow<R>(rule, a, b);
+    const double x1 = a.value;
+    const double x2 = b.value;
+    const double y = rule.value(x1, x2);
+    const bool ca = a.index == 0;
+    const bool cb = b.index == 0;
+    if (ca && cb) {
+      if constexpr (KinkedRule<R>) t.note_branch(R::kink, rule.side(x1, x2));
+      return {y, 0, 0};
+    }
+    if (!ca) t.check_epoch_bits(a.bits, R::name);
+    if (!cb) t.check_epoch_bits(b.bits, R::name);
+    if (!ca && !cb) return {y, record2(t, rule, a, b, x1, x2, y), t.epoch() | Var::kFresh};
+    // One constant operand: a primitive of the other one.
+    const std::array<double, 2> d = rule.derivatives(x1, x2, y);
+    const VarFields& v = ca ? b : a;
+    const double dv = ca ? d[1] : d[0];
+    const Index i = fresh(v.bits) && t.fuse(v.index, dv) ? v.index : t.push(v.index, dv);
+    detail::note_kink(t, rule, x1, x2);
+    return {y, i, t.epoch() | Var::kFresh};
+  }
+
+  // The statement of a primitive of one recorded operand, fused into a fresh operand's if the
+  // tape allows it and the scaling is exact (fuse may decline), else one of its own.
+  template <class R>
+  [[gnu::always_inline]] static Index record1(Tape& t, const R& rule, VarFields a, double x,
+                                              double y) {
+    const double d = rule.derivative(x, y);
+    const Index i = fresh(a.bits) && t.fuse(a.index, d) ? a.index : t.push(a.index, d);
+    note_kink1(t, rule, x);  // after the push: the kink event sits at statement i
+    return i;
+  }
+
+  // The same for two recorded operands.
+  template <class R>
+  [[gnu::always_inline]] static Index record2(Tape& t, const R& rule, VarFields a, VarFields b,
+                                              double x1, double x2, double y) {
+    const std::array<double, 2> d = rule.derivatives(x1, x2, y);
+    const Index ia = a.index;
+    const Index ib = b.index;
+    Index i;
+    if (ia == ib) {
+      // The same variable on both sides (x * x): one operand with the two partials added, if that
+      // is exact (see Tape::scale_exactly).
+      const double sum = d[0] + d[1];
+      i = sum - sum == 0.0 ? t.push(ia, sum) : t.push(ia, d[0], ib, d[1]);
+    } else {
+      i = fresh(a.bits & b.bits) ? t.merge(ia, d[0], ib, d[1]) : 0;  // 0: not merged
+      if (i == 0) {
+        if (fresh(b.bits) && t.fuse(ib, d[1], ia, d[0])) {
+          i = ib;
+        } else if (fresh(a.bits) && t.fuse(ia, d[0], ib, d[1])) {
+          i = ia;
+        } else {
+          i = t.push(ia, d[0], ib, d[1]);
+        }
+      }
+    }
+    detail::note_kink(t, rule, x1, x2);  // after the push: the kink event sits at statement i
+    return i;
+  }
+
+  // The inline paths compare each operand's epoch field with the tape's key (Tape::key()), both
+  // with the fresh flag set rather than masked off: for an operand that is the fresh result of the
+  // primitive just before, the compiler can then fold most of the test.
+  template <class R>
+  [[gnu::always_inline]] static Var record(const R& rule, Var& a) {
+    Tape& t = recording_tape();
+    const VarFields fa = fields(a);
+    const std::uint32_t key = t.key() | Var::kFresh;  // the epoch, in the plain mode
+    if ((fa.bits | Var::kFresh) != key) [[unlikely]] {
+      return make(record_general<R>(rule, fa.value, fa.index, fa.bits));
+    }
+    const double y = rule.value(fa.value);
+    return make(VarFields{y, record1(t, rule, fa, fa.value, y), key});
+  }
+
+  template <class R>
+  [[gnu::always_inline]] static Var record(const R& rule, Var& a, Var& b) {
+    Tape& t = recording_tape();
+    const VarFields fa = fields(a);
+    const VarFields fb = fields(b);
+    const std::uint32_t key = t.key() | Var::kFresh;  // the epoch, in the plain mode
+    if ((((fa.bits | Var::kFresh) ^ key) | ((fb.bits | Var::kFresh) ^ key)) != 0) [[unlikely]] {
+      return make(
+          record_general<R>(rule, fa.value, fa.index, fa.bits, fb.value, fb.index, fb.bits));
+    }
+    const double y = rule.value(fa.value, fb.value);
+    return make(VarFields{y, record2(t, rule, fa, fb, fa.value, fb.value, y), key});
+  }
+};
 
 template <class R>
 [[gnu::always_inline]] inline Var record(const R& rule, Var& a) {
-  Tape& t = active_tape();
-  if (!t.plain()) [[unlikely]] return record_slow(rule, detached(a));
-  const double x = a.value();
-  const double y = rule.value(x);
-  if (a.is_constant()) {
-    if constexpr (KinkedRule<R>) t.note_branch(R::kink, rule.side(x));
-    return Var::constant(y);
-  }
-  t.check_epoch(a.epoch(), R::name);
-  const double d = rule.derivative(x, y);
-  const Index i = a.fresh() && t.can_fuse(a.index(), d) && t.fuse(d) ? t.top() : t.push(a.index(), d);
-  detail::note_kink(t, rule, x);  // after the push: the kink event sits at statement i
-  return Var::make_fresh(y, i, t.epoch());
+  return Recorder::record(rule, a);
 }
-
 template <class R>
 [[gnu::always_inline]] inline Var record(const R& rule, Var& a, Var& b) {
-  Tape& t = active_tape();
-  if (!t.plain()) [[unlikely]] return record_slow(rule, detached(a), detached(b));
-  const double x1 = a.value();
-  const double x2 = b.value();
-  const double y = rule.value(x1, x2);
-  const bool ca = a.is_constant();
-  const bool cb = b.is_constant();
-  if (ca && cb) {
-    if constexpr (KinkedRule<R>) t.note_branch(R::kink, rule.side(x1, x2));
-    return Var::constant(y);
-  }
-  if (!ca && !cb) {
-    t.check_epochs(a.epoch(), b.epoch(), R::name);
-  } else {
-    t.check_epoch(ca ? b.epoch() : a.epoch(), R::name);
-  }
-  const std::array<double, 2> d = rule.derivatives(x1, x2, y);
-  // Fused into a fresh operand's statement if the tape allows it and the scaling is exact
-  // (fuse and merge may decline), else a statement of its own.
-  Index i;
-  if (ca) {
-    i = b.fresh() && t.can_fuse(b.index(), d[1]) && t.fuse(d[1]) ? t.top() : t.push(b.index(), d[1]);
-  } else if (cb) {
-    i = a.fresh() && t.can_fuse(a.index(), d[0]) && t.fuse(d[0]) ? t.top() : t.push(a.index(), d[0]);
-  } else if (a.index() == b.index() && std::isfinite(d[0] + d[1])) {
-    // The same variable on both sides (x * x): one operand with the two partials added.
-    i = t.push(a.index(), d[0] + d[1]);
-  } else if ((b.fresh() && a.fresh() && t.can_merge(a.index(), d[0], b.index(), d[1]) &&
-              t.merge(a.index(), d[0], d[1])) ||
-             (b.fresh() && t.can_fuse(b.index(), d[1], 1) && t.fuse(d[1], a.index(), d[0])) ||
-             (a.fresh() && t.can_fuse(a.index(), d[0], 1) && t.fuse(d[0], b.index(), d[1]))) {
-    i = t.top();
-  } else {
-    i = t.push(a.index(), d[0], b.index(), d[1]);
-  }
-  detail::note_kink(t, rule, x1, x2);  // after the push: the kink event sits at statement i
-  return Var::make_fresh(y, i, t.epoch());
+  return Recorder::record(rule, a, b);
+}
+// A rule of two inputs with one of them a number.
+template <class R>
+[[gnu::always_inline]] inline Var record(const R& rule, Var& a, double b) {
+  return Recorder::record(WithNumber<R, 0>{rule, b}, a);
+}
+template <class R>
+[[gnu::always_inline]] inline Var record(const R& rule, double a, Var& b) {
+  return Recorder::record(WithNumber<R, 1>{rule, a}, b);
 }
 }  // namespace detail
 
@@ -303,12 +465,10 @@ template <BinaryRule R>
     return detail::record(Rule{}, a, b);                                   \
   }                                                                        \
   [[gnu::always_inline]] inline Var operator op(Var a, double b) {         \
-    Var c = Var::constant(b);                                              \
-    return detail::record(Rule{}, a, c);                                   \
+    return detail::record(Rule{}, a, b);                                   \
   }                                                                        \
   [[gnu::always_inline]] inline Var operator op(double a, Var b) {         \
-    Var c = Var::constant(a);                                              \
-    return detail::record(Rule{}, c, b);                                   \
+    return detail::record(Rule{}, a, b);                                   \
   }
 TAPEGRAD_BINARY_OPERATOR(+, Add)
 TAPEGRAD_BINARY_OPERATOR(-, Sub)
@@ -327,8 +487,7 @@ inline Var operator+(Var a) { return a; }
 [[gnu::always_inline]] inline Var& Var::operator/=(Var b) { return *this = detail::record(Div{}, *this, b); }
 #define TAPEGRAD_COMPOUND_WITH_NUMBER(op, Rule)                \
   [[gnu::always_inline]] inline Var& Var::operator op(double b) { \
-    Var c = Var::constant(b);                                  \
-    return *this = detail::record(Rule{}, *this, c);           \
+    return *this = detail::record(Rule{}, *this, b);           \
   }
 TAPEGRAD_COMPOUND_WITH_NUMBER(+=, Add)
 TAPEGRAD_COMPOUND_WITH_NUMBER(-=, Sub)
@@ -386,12 +545,10 @@ inline auto operator<=>(const Var& a, double b) noexcept { return a.value() <=> 
     return detail::record(Rule::make(o), a, b);                                        \
   }                                                                                    \
   [[gnu::always_inline]] inline Var name(Var a, double b, const TieOptions& o = {}) {  \
-    Var c = Var::constant(b);                                                          \
-    return detail::record(Rule::make(o), a, c);                                        \
+    return detail::record(Rule::make(o), a, b);                                        \
   }                                                                                    \
   [[gnu::always_inline]] inline Var name(double a, Var b, const TieOptions& o = {}) {  \
-    Var c = Var::constant(a);                                                          \
-    return detail::record(Rule::make(o), c, b);                                        \
+    return detail::record(Rule::make(o), a, b);                                        \
   }
 TAPEGRAD_TIE_FUNCTION(max, Max)
 TAPEGRAD_TIE_FUNCTION(min, Min)

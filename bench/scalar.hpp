@@ -81,6 +81,7 @@ bool check_gradient(benchmark::State& state, const W& w, std::span<const double>
 
 // One per tool; each registers its benchmark of the named workload.
 void register_hand(std::string_view workload);
+void register_bare(std::string_view workload);  // sumsq and logsumexp only
 void register_tapegrad(std::string_view workload);
 #ifdef TAPEGRAD_BENCH_HAVE_SACADO
 void register_sacado(std::string_view workload);

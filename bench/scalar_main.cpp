@@ -1,6 +1,7 @@
 // tapegrad_bench_scalar: the five workloads and the chain of issue 2, with tapegrad, the
-// hand-written adjoint and (when built with them) Sacado and ADOL-C, followed by a summary table of
-// the ratios and the targets. Run with --benchmark_repetitions=N (docs/benchmarks.md).
+// hand-written adjoint, the bare statement stream (sumsq and logsumexp) and (when built with them)
+// Sacado and ADOL-C, followed by a summary table of the ratios and the targets. Run with
+// --benchmark_repetitions=N (docs/benchmarks.md).
 #include "bench_main.hpp"
 #include "scalar.hpp"
 
@@ -86,6 +87,17 @@ class SummaryReporter : public benchmark::ConsoleReporter {
       if (sac) std::fprintf(out, "   tg/sacado %.2f", *t / *sac);
       std::fprintf(out, "\n");
     }
+    // The bare statement stream (scalar_bare.cpp): the floor of a tape with this layout.
+    for (std::string_view w : kWorkloads) {
+      const std::optional<double> bare = time_ns(w, "bare");
+      const std::optional<double> sac = time_ns(w, "sacado");
+      const std::optional<double> tg = time_ns(w, "tapegrad");
+      if (!bare) continue;
+      std::fprintf(out, "bare    %-24s %8.2f us", std::string(w).c_str(), *bare * 1e-3);
+      if (sac) std::fprintf(out, "   bare/sacado %.2f", *bare / *sac);
+      if (tg) std::fprintf(out, "   tapegrad/bare %.2f", *tg / *bare);
+      std::fprintf(out, "\n");
+    }
     print_targets(out);
     std::fflush(out);
   }
@@ -165,6 +177,7 @@ int main(int argc, char** argv) {
   return tgbench::benchmark_main<tgbench::SummaryReporter>(argc, argv, [] {
     for (std::string_view w : tgbench::kWorkloads) {
       tgbench::register_hand(w);
+      tgbench::register_bare(w);
       tgbench::register_tapegrad(w);
 #ifdef TAPEGRAD_BENCH_HAVE_SACADO
       tgbench::register_sacado(w);

@@ -1,0 +1,140 @@
+// The bare statement stream: what recording `h(sum_i g(x_i))` on tapegrad's tape layout costs with
+// nothing else around it. Same buffers as tg::Tape (a uint16 count per statement, a uint32 index and
+// a double partial per operand), the same recording (an input statement per x_i, g's statement
+// merged into the running sum's), the same sweep and gradient read-out, but none of what makes it a
+// library: no epochs (stale Vars go unnoticed), no fresh flags, no modes, no fusion decisions (the
+// program's shape is known), no kink events, no exactness checks. It exists for sumsq and logsumexp,
+// the two workloads of that shape, as a floor beside "hand": the time a tape of this layout cannot
+// go below on this machine, and so how much of tapegrad's time its checks and its generality cost
+// (docs/benchmarks.md). Not a tool: nothing in tapegrad uses it.
+#include "scalar.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <vector>
+
+namespace tgbench {
+namespace {
+
+struct BareVar {
+  double value;
+  std::uint32_t index;
+};
+
+class BareTape {
+ public:
+  explicit BareTape(std::size_t n)
+      : counts_(n + 3), indices_(n + 2), partials_(n + 2), adj_(n + 3) {}
+
+  /// Records h(sum_i g(x_i)), with the values and derivatives of g and h given by `g(x, &d)` and
+  /// `h(s, &d)`, sweeps, and writes the gradient into `grad`. Returns the value.
+  template <class G, class H>
+  double gradient(std::span<const double> point, std::vector<BareVar>& x, std::span<double> grad,
+                  G g, H h) {
+    std::uint16_t* counts = counts_.data();
+    std::uint32_t* idx = indices_.data();
+    double* par = partials_.data();
+    std::size_t ns = 0;  // statements
+    std::size_t no = 0;  // operands
+    counts[ns++] = 0;    // the constant sink
+    const std::size_t n = point.size();
+    for (std::size_t k = 0; k < n; ++k) {  // the inputs
+      counts[ns] = 0;
+      x[k] = {point[k], static_cast<std::uint32_t>(ns++)};
+    }
+    // The running sum: g(x_0)'s statement, into which every later g(x_k)'s is merged.
+    const std::size_t sum = ns;
+    double s = 0.0;
+    for (std::size_t k = 0; k < n; ++k) {
+      double d = 0.0;
+      const double y = g(x[k].value, &d);
+      idx[no] = x[k].index;
+      par[no++] = d;
+      counts[ns++] = 1;
+      if (k != 0) {
+        counts[sum] = static_cast<std::uint16_t>(counts[sum] + counts[ns - 1]);  // merge
+        --ns;
+      }
+      s += y;
+    }
+    double dh = 0.0;
+    const double f = h(s, &dh);  // f = h(s): one more statement, on top
+    idx[no] = static_cast<std::uint32_t>(sum);
+    par[no++] = dh;
+    counts[ns++] = 1;
+    // The sweep and the read-out.
+    double* adj = adj_.data();
+    std::memset(adj, 0, ns * sizeof(double));
+    adj[ns - 1] = 1.0;
+    std::size_t e = no;
+    for (std::size_t st = ns - 1; st > 0 && e != 0; --st) {
+      const double a = adj[st];
+      const std::size_t b = e - counts[st];
+      for (std::size_t k = b; k != e; ++k) adj[idx[k]] += par[k] * a;
+      e = b;
+    }
+    for (std::size_t k = 0; k < n; ++k) grad[k] = adj[x[k].index];
+    return f;
+  }
+
+ private:
+  std::vector<std::uint16_t> counts_;
+  std::vector<std::uint32_t> indices_;
+  std::vector<double> partials_;
+  std::vector<double> adj_;
+};
+
+template <class W, class G, class H>
+void gradient(benchmark::State& state, const W& w, G g, H h) {
+  const std::size_t n = w.point.size();
+  BareTape tape(n);
+  std::vector<BareVar> x(n);
+  std::vector<double> grad(n);
+  const auto full_gradient = [&] {
+    benchmark::DoNotOptimize(tape.gradient(w.point, x, grad, g, h));
+  };
+  full_gradient();
+  if (!check_gradient(state, w, grad)) return;
+  for (auto _ : state) {
+    full_gradient();
+    benchmark::DoNotOptimize(grad.data());
+    benchmark::ClobberMemory();
+  }
+}
+
+}  // namespace
+
+void register_bare(std::string_view workload) {
+  if (workload == Sumsq::name) {
+    register_gradient(Sumsq{}, "bare", [](benchmark::State& state, const Sumsq& w) {
+      gradient(
+          state, w,
+          [](double x, double* d) {
+            *d = x + x;
+            return x * x;
+          },
+          [](double s, double* d) {
+            *d = 1.0;
+            return s;
+          });
+    });
+  } else if (workload == Logsumexp::name) {
+    register_gradient(Logsumexp{}, "bare", [](benchmark::State& state, const Logsumexp& w) {
+      gradient(
+          state, w,
+          [](double x, double* d) {
+            const double y = std::exp(x);
+            *d = y;
+            return y;
+          },
+          [](double s, double* d) {
+            *d = 1.0 / s;
+            return std::log(s);
+          });
+    });
+  }
+}
+
+}  // namespace tgbench
