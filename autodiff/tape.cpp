@@ -128,9 +128,16 @@ void Tape::add_callback(const Callback& c) {
 
 void Tape::note_kink(Kink k, std::uint64_t count) {
   if (count == 0) return;
-  kink_events_.push({top(), k, count}, kMaxIndex, &detail::throw_tape_full);
+  kink_events_.push({top(), k, false, count}, kMaxIndex, &detail::throw_tape_full);
   // The event names this statement: nothing is fused or merged into it any more, so that it keeps
   // its index (kinks are hit rarely; the statements after it fuse as before).
+  barrier_ = top();
+}
+
+void Tape::note_scalar_kink(Kink k) {
+  kink_events_.push({top(), k, true, 1}, kMaxIndex, &detail::throw_tape_full);
+  // Sealed as above; for a scalar primitive this also keeps the statement's adjoint the adjoint of
+  // the kinked primitive's own result, which the sweep's count looks at.
   barrier_ = top();
 }
 
@@ -159,6 +166,7 @@ namespace {
 // adj[ops[k]] += d[k] * a for the n operands of one statement.
 [[gnu::noinline]] void scatter(double* adj, const detail::OperandIndex* ops, const double* d,
                                std::size_t n, double a) {
+#pragma GCC unroll 4
   for (std::size_t k = 0; k != n; ++k) adj[static_cast<std::size_t>(ops[k])] += d[k] * a;
 }
 }  // namespace
@@ -300,9 +308,15 @@ void Tape::sweep(Index output, double seed, Index stop) {
 
   adjoints_[0] = 0.0;  // the constant sink: what a constant's gradient reads (tg::gradient)
 
+  // Kink hits. A scalar primitive's event counts where the output depends on it: its statement was
+  // processed (above stop) and received a nonzero adjoint, the factor its subgradient multiplied.
+  // A closure's event counts wherever the sweep ran the closure (stop <= position <= output): the
+  // tape does not see inside a closure what depends on what.
   for (std::size_t e = 0; e < kink_events_.size(); ++e) {
     const KinkEvent& ev = kink_events_[e];
-    if (ev.position >= stop && ev.position <= output) kink_hits_[ev.kink] += ev.count;
+    if (ev.position < stop || ev.position > output) continue;
+    if (ev.scalar && (ev.position == stop || adjoints_[ev.position] == 0.0)) continue;
+    kink_hits_[ev.kink] += ev.count;
   }
 }
 

@@ -191,8 +191,12 @@ class Tape {
   void record_backward(F&& f);
 
   /// Marks `count` elements of a non-smooth primitive met exactly at its kink at this point of the
-  /// recording; every backward sweep that passes this point adds them to kink_hits().
+  /// recording (a primitive that records a backward closure: call it right after); every backward
+  /// sweep that passes this point adds them to kink_hits().
   void note_kink(Kink k, std::uint64_t count = 1);
+  /// The same for the scalar primitive just recorded (tg::apply): a sweep counts it only if the
+  /// output depends on it there, i.e. the sweep hands its statement a nonzero adjoint.
+  void note_scalar_kink(Kink k);
 
   /// Memory that lives until reset() (tensor data, closure state).
   detail::Arena& arena() noexcept { return arena_; }
@@ -308,6 +312,7 @@ class Tape {
   struct KinkEvent {
     Index position;
     Kink kink;
+    bool scalar;  // note_scalar_kink: counted only where the sweep's adjoint is nonzero
     std::uint64_t count;
   };
   struct AnomalyName {

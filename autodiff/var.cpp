@@ -96,6 +96,7 @@ void gradient(const Var& f, std::span<const Var> xs, std::span<double> out) {
   t.sweep(f.index(), 1.0, low + 1);
   const Index last = f.index();
   const double* adj = t.adjoints();
+#pragma GCC unroll 4
   for (std::size_t k = 0; k < xs.size(); ++k) {
     const Index i = xs[k].index();
     out[k] = adj[i <= last ? i : 0];

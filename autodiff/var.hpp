@@ -170,7 +170,7 @@ template <class R, class... X>
 void note_kink(Tape& t, const R& rule, X... x) {
   if constexpr (KinkedRule<R>) {
     t.note_branch(R::kink, rule.side(x...));
-    if (rule.at_kink(x...)) [[unlikely]] t.note_kink(R::kink);
+    if (rule.at_kink(x...)) [[unlikely]] t.note_scalar_kink(R::kink);
   }
 }
 

@@ -231,6 +231,71 @@ TEST_CASE("kink hits: a sweep from an output recorded before the kink does not c
   REQUIRE(tape.kink_hits()[Kink::relu] == 1);
 }
 
+TEST_CASE("kink hits: each Jacobian row counts only the kinks its output depends on",
+          "[autodiff][kink]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var a = 0.0, b = 0.0;
+  const std::array<Var, 2> outputs{tg::relu(a), tg::relu(b)};
+  const std::array<Var, 2> inputs{a, b};
+  tape.reset_kink_hits();
+  const tg::Jacobian j = tg::jacobian(outputs, inputs);
+  REQUIRE(j(0, 1) == 0.0);
+  REQUIRE(tape.kink_hits()[Kink::relu] == 2);  // a positional count would give 3
+}
+
+TEST_CASE("kink hits: a kink whose incoming gradient is zero is not counted", "[autodiff][kink]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 0.0;
+  // relu(0) - 1 = -1: the outer relu is off its kink and passes nothing back.
+  const Var blocked = tg::relu(tg::relu(x) - 1.0);
+  tape.reset_kink_hits();
+  blocked.backward();
+  REQUIRE(tape.kink_hits()[Kink::relu] == 0);
+  // relu(0) + 1 = 1: the outer relu passes the gradient on, which meets the inner kink.
+  const Var passed = tg::relu(tg::relu(x) + 1.0);
+  passed.backward();
+  REQUIRE(tape.kink_hits()[Kink::relu] == 1);
+  // A zero weight: the output depends on relu(x) only through a factor 0.
+  const Var weighted = tg::relu(x) * 0.0;
+  weighted.backward();
+  REQUIRE(tape.kink_hits()[Kink::relu] == 1);
+}
+
+TEST_CASE("kink hits: the gradient with respect to a kinked result does not go through its kink",
+          "[autodiff][kink]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 0.0;
+  const Var r = tg::relu(x);
+  const Var f = r * 3.0;
+  tape.reset_kink_hits();
+  REQUIRE(tg::gradient(f, r)[0] == 3.0);  // the sweep stops at r
+  REQUIRE(tape.kink_hits()[Kink::relu] == 0);
+  REQUIRE(tg::gradient(f, x)[0] == 0.0);  // through relu'(0) = 0
+  REQUIRE(tape.kink_hits()[Kink::relu] == 1);
+}
+
+TEST_CASE("kink hits: a kinked statement is not fused into afterwards, and keeps its count",
+          "[autodiff][kink]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 0.0, w = 2.0;
+  const std::size_t before = tape.stats().statements;
+  const Var f = tg::relu(x * w) * w;  // x * w, relu fused into it at the kink; * w may not fuse
+  REQUIRE(tape.stats().statements == before + 2);
+  tape.reset_kink_hits();
+  f.backward();
+  REQUIRE(tape.kink_hits()[Kink::relu] == 1);
+  REQUIRE(x.grad() == 0.0);
+  // Off the kink the same expression is one statement.
+  const Var y = 1.0;
+  const std::size_t before_y = tape.stats().statements;
+  (void)(tg::relu(y * w) * w);
+  REQUIRE(tape.stats().statements == before_y + 1);
+}
+
 // ---- gradcheck at kinks -------------------------------------------------------------------------
 
 namespace {
