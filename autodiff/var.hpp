@@ -11,6 +11,7 @@
 #include <array>
 #include <concepts>
 #include <cstddef>
+#include <limits>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -371,7 +372,8 @@ struct Recorder {
       // The same variable on both sides (x * x): one operand with the two partials added, if that
       // is exact (see Tape::scale_exactly).
       const double sum = d[0] + d[1];
-      i = sum - sum == 0.0 ? t.push(ia, sum) : t.push(ia, d[0], ib, d[1]);
+      i = std::abs(sum) <= std::numeric_limits<double>::max() ? t.push(ia, sum)
+                                                              : t.push(ia, d[0], ib, d[1]);
     } else {
       i = fresh(a.bits & b.bits) ? t.merge(ia, d[0], ib, d[1]) : 0;  // 0: not merged
       if (i == 0) {
