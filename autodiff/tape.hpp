@@ -212,11 +212,14 @@ class Tape {
     return epoch_;
   }
   static constexpr std::uint32_t kEpochMask = 0x3fff'ffffu;
-  /// What the inline path of a primitive compares its operands' epochs with (tg::Var's raw epoch
-  /// field and this, both with the fresh flag set): the epoch in the plain mode, else kNoKey,
-  /// which no Var's epoch equals. One comparison then sends a primitive to its out-of-line path
-  /// for a stale or foreign operand, a constant one (epoch 0), or a mode other than plain.
-  [[gnu::always_inline]] std::uint32_t key() const noexcept { return key_; }
+  /// What the inline path of a primitive compares its operands' epochs with (tg::Var's epoch field,
+  /// its fresh flag masked off): the epoch in the plain mode, else kNoKey, which no Var's epoch
+  /// equals. One comparison then sends a primitive to its out-of-line path for a stale or foreign
+  /// operand, a constant one (epoch 0), or a mode other than plain.
+  [[gnu::always_inline]] std::uint32_t key() const noexcept {
+    if (key_ > kNoKey) __builtin_unreachable();
+    return key_;
+  }
   static constexpr std::uint32_t kNoKey = 0x4000'0000u;
   /// Number of variables recorded, the constant sink included.
   std::size_t size() const noexcept { return counts_.size(); }

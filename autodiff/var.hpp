@@ -390,19 +390,19 @@ struct Recorder {
     return i;
   }
 
-  // The inline paths compare each operand's epoch field with the tape's key (Tape::key()), both
-  // with the fresh flag set rather than masked off: for an operand that is the fresh result of the
-  // primitive just before, the compiler can then fold most of the test.
+  // The inline paths compare each operand's epoch field, its fresh flag masked off, with the
+  // tape's key (Tape::key()): for a copied operand the mask is the one its copy already applied,
+  // and for the fresh result of the primitive just before, the compiler can fold the test away.
   template <class R>
   [[gnu::always_inline]] static Var record(const R& rule, Var& a) {
     Tape& t = recording_tape();
     const VarFields fa = fields(a);
-    const std::uint32_t key = t.key() | Var::kFresh;  // the epoch, in the plain mode
-    if ((fa.bits | Var::kFresh) != key) [[unlikely]] {
+    const std::uint32_t key = t.key();  // the epoch, in the plain mode
+    if ((fa.bits & ~Var::kFresh) != key) [[unlikely]] {
       return make(record_general<R>(rule, fa.value, fa.index, fa.bits));
     }
     const double y = rule.value(fa.value);
-    return make(VarFields{y, record1(t, rule, fa, fa.value, y), key});
+    return make(VarFields{y, record1(t, rule, fa, fa.value, y), key | Var::kFresh});
   }
 
   template <class R>
@@ -410,13 +410,13 @@ struct Recorder {
     Tape& t = recording_tape();
     const VarFields fa = fields(a);
     const VarFields fb = fields(b);
-    const std::uint32_t key = t.key() | Var::kFresh;  // the epoch, in the plain mode
-    if ((((fa.bits | Var::kFresh) ^ key) | ((fb.bits | Var::kFresh) ^ key)) != 0) [[unlikely]] {
+    const std::uint32_t key = t.key();  // the epoch, in the plain mode
+    if ((((fa.bits & ~Var::kFresh) ^ key) | ((fb.bits & ~Var::kFresh) ^ key)) != 0) [[unlikely]] {
       return make(
           record_general<R>(rule, fa.value, fa.index, fa.bits, fb.value, fb.index, fb.bits));
     }
     const double y = rule.value(fa.value, fb.value);
-    return make(VarFields{y, record2(t, rule, fa, fb, fa.value, fb.value, y), key});
+    return make(VarFields{y, record2(t, rule, fa, fb, fa.value, fb.value, y), key | Var::kFresh});
   }
 };
 
