@@ -1,7 +1,8 @@
 // A steady training loop (tape reset, forward, loss, backward, optimizer step, zero_grad) does no
 // heap allocation after its first iterations: the tape's arena and buffers, the optimizer's state
-// and the loader's batch buffers are all reused. This executable replaces the global operator new
-// and delete to count allocations, so it holds no other test.
+// and the loader's batch buffers are all reused. It counts allocations with
+// tests/support/allocation_counter (which replaces the global operator new and delete), so this
+// executable holds no other test.
 #include <nn/data.hpp>
 #include <nn/layers.hpp>
 #include <nn/loss.hpp>
@@ -9,78 +10,26 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/allocation_counter.hpp"
+
 #include <atomic>
-#include <cstdlib>
 #include <memory>
-#include <new>
 
-namespace {
-std::atomic<bool> counting{false};
-std::atomic<std::size_t> allocations{0};
-
-void* allocate(std::size_t size, std::size_t align) {
-  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
-  if (size == 0) size = 1;
-  void* p = nullptr;
-  if (align <= alignof(std::max_align_t)) {
-    p = std::malloc(size);
-  } else if (posix_memalign(&p, align, size) != 0) {
-    p = nullptr;
-  }
-  return p;
-}
-
-void* allocate_or_throw(std::size_t size, std::size_t align) {
-  void* p = allocate(size, align);
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-
-// Runs `iteration` `warmup` times, then counts the heap allocations of `measured` more runs.
-template <class F>
-std::size_t steady_allocations(F&& iteration, int warmup = 3, int measured = 20) {
-  for (int i = 0; i < warmup; ++i) iteration();
-  allocations.store(0);
-  counting.store(true);
-  for (int i = 0; i < measured; ++i) iteration();
-  counting.store(false);
-  return allocations.load();
-}
-}  // namespace
-
-// NOLINTBEGIN(misc-new-delete-overloads): every form is replaced, all on malloc/free.
-void* operator new(std::size_t n) { return allocate_or_throw(n, alignof(std::max_align_t)); }
-void* operator new[](std::size_t n) { return allocate_or_throw(n, alignof(std::max_align_t)); }
-void* operator new(std::size_t n, std::align_val_t a) { return allocate_or_throw(n, static_cast<std::size_t>(a)); }
-void* operator new[](std::size_t n, std::align_val_t a) { return allocate_or_throw(n, static_cast<std::size_t>(a)); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return allocate(n, alignof(std::max_align_t)); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return allocate(n, alignof(std::max_align_t)); }
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return allocate(n, static_cast<std::size_t>(a));
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return allocate(n, static_cast<std::size_t>(a));
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-// NOLINTEND(misc-new-delete-overloads)
+using tgtest::steady_allocations;
 
 using tg::Dtype;
 using tg::Tensor;
 using namespace tg::nn;
 
 TEST_CASE("the counter sees allocations (the test can fail)", "[nn][allocation]") {
-  const std::size_t n = steady_allocations([] { auto p = std::make_unique<int>(1); }, 0, 5);
+  // The pointer escapes into `seen`: otherwise the compiler may drop the new/delete pair.
+  static std::atomic<int*> seen{nullptr};
+  const std::size_t n = steady_allocations(
+      [] {
+        auto p = std::make_unique<int>(1);
+        seen.store(p.get());
+      },
+      0, 5);
   REQUIRE(n == 5);
 }
 
