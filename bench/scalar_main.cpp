@@ -6,6 +6,7 @@
 #include "scalar.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -19,30 +20,14 @@ namespace {
 constexpr double kWorkloadTarget = 0.5;     // tapegrad time / Sacado time
 constexpr double kChainTargetNs = 10.0;     // per operation
 constexpr double kMemoryTarget = 16.0;      // bytes of tape per recorded operand
+constexpr std::array<std::string_view, 2> kVariants = {"tapegrad_sum", "tapegrad_dot"};
 
 /// The console output, then a table per workload: the CPU time of each tool (the fastest of the
 /// repetitions with --benchmark_repetitions, else the mean of the runs), tapegrad/Sacado, the
 /// targets.
-class SummaryReporter : public benchmark::ConsoleReporter {
+class SummaryReporter : public RecordingReporter {
  public:
-  using benchmark::ConsoleReporter::ConsoleReporter;
-
-  void ReportRuns(const std::vector<Run>& runs) override {
-    benchmark::ConsoleReporter::ReportRuns(runs);
-    for (const Run& r : runs) {
-      if (r.error_occurred) continue;
-      Entry& e = entries_[r.run_name.function_name];
-      const double ns = r.GetAdjustedCPUTime() / benchmark::GetTimeUnitMultiplier(r.time_unit) * 1e9;
-      if (r.run_type == Run::RT_Aggregate) {
-        if (r.aggregate_name != "min") continue;
-        e.min_ns = ns;
-      } else {
-        e.sum_ns += ns;
-        ++e.runs;
-      }
-      for (const auto& [name, c] : r.counters) e.counters[name] = c.value;
-    }
-  }
+  using RecordingReporter::RecordingReporter;
 
   void Finalize() override {
     std::FILE* out = stdout;
@@ -66,26 +51,24 @@ class SummaryReporter : public benchmark::ConsoleReporter {
       const std::optional<double> sac = time_ns(w, "sacado");
       if (tg && sac) std::fprintf(out, " %9.2f", *tg / *sac);
       else std::fprintf(out, " %9s", "-");
-      const auto c = entries_.find(std::string(w) + "/tapegrad");
-      if (c != entries_.end() && c->second.counters.count("tape B/operand") != 0) {
-        std::fprintf(out, " %8.2f %8.2f", c->second.counters.at("tape B/operand"),
-                     c->second.counters.at("+adj B/operand"));
-      }
+      const std::optional<double> tape_bytes = tape_counter(w, "tape B/operand");
+      const std::optional<double> adj_bytes = tape_counter(w, "+adj B/operand");
+      if (tape_bytes && adj_bytes) std::fprintf(out, " %8.2f %8.2f", *tape_bytes, *adj_bytes);
       std::fprintf(out, "\n");
     }
     std::fprintf(out, "(chain: per operation; others: microseconds. adolc-rep replays one stored "
                       "tape with gradient(); adolc-rec records a new tape each time.)\n");
     // Variants of the tapegrad program (tool names "tapegrad_*", e.g. with tg::dot).
-    for (const auto& [name, e] : entries_) {
-      const std::size_t slash = name.find("/tapegrad_");
-      if (slash == std::string::npos) continue;
-      const std::string workload = name.substr(0, slash);
-      const std::optional<double> t = time_ns(workload, name.substr(slash + 1));
-      const std::optional<double> sac = time_ns(workload, "sacado");
-      if (!t) continue;
-      std::fprintf(out, "variant %-24s %8.2f us", name.c_str(), *t * 1e-3);
-      if (sac) std::fprintf(out, "   tg/sacado %.2f", *t / *sac);
-      std::fprintf(out, "\n");
+    for (std::string_view w : kWorkloads) {
+      for (std::string_view variant : kVariants) {
+        const std::optional<double> t = time_ns(w, variant);
+        const std::optional<double> sac = time_ns(w, "sacado");
+        if (!t) continue;
+        const std::string name = std::string(w) + "/" + std::string(variant);
+        std::fprintf(out, "variant %-24s %8.2f us", name.c_str(), *t * 1e-3);
+        if (sac) std::fprintf(out, "   tg/sacado %.2f", *t / *sac);
+        std::fprintf(out, "\n");
+      }
     }
     // The bare statement stream (scalar_bare.cpp): the floor of a tape with this layout.
     for (std::string_view w : kWorkloads) {
@@ -103,19 +86,18 @@ class SummaryReporter : public benchmark::ConsoleReporter {
   }
 
  private:
-  struct Entry {
-    double sum_ns = 0.0;
-    int runs = 0;
-    std::optional<double> min_ns;
-    std::map<std::string, double> counters;
-  };
-
+  /// CPU ns per gradient: the fastest repetition, else the mean of the runs.
   std::optional<double> time_ns(std::string_view workload, std::string_view tool) const {
-    const auto it = entries_.find(std::string(workload) + "/" + std::string(tool));
-    if (it == entries_.end()) return std::nullopt;
-    if (it->second.min_ns) return it->second.min_ns;
-    if (it->second.runs == 0) return std::nullopt;
-    return it->second.sum_ns / it->second.runs;
+    const RunRecord* r = record(std::string(workload) + "/" + std::string(tool));
+    if (r == nullptr) return std::nullopt;
+    const std::optional<double> s = r->cpu("min");
+    if (!s) return std::nullopt;
+    return *s * 1e9;
+  }
+  /// Counter `c` of tapegrad on `workload` (the same in every run).
+  std::optional<double> tape_counter(std::string_view workload, const std::string& c) const {
+    const RunRecord* r = record(std::string(workload) + "/tapegrad");
+    return r == nullptr ? std::nullopt : r->counter(c, "min");
   }
 
   void print_targets(std::FILE* out) const {
@@ -133,7 +115,7 @@ class SummaryReporter : public benchmark::ConsoleReporter {
       const double r = *tg / *sac;
       std::fprintf(out, "  %-12s tapegrad/sacado <= %.1f: %.2f  %s", std::string(w).c_str(),
                    kWorkloadTarget, r, r <= kWorkloadTarget ? "met" : "MISSED");
-      for (std::string_view variant : {"tapegrad_sum", "tapegrad_dot"}) {
+      for (std::string_view variant : kVariants) {
         if (const std::optional<double> v = time_ns(w, variant)) {
           const double rv = *v / *sac;
           std::fprintf(out, "  (with %s: %.2f %s)", variant == "tapegrad_sum" ? "tg::sum" : "tg::dot",
@@ -152,9 +134,9 @@ class SummaryReporter : public benchmark::ConsoleReporter {
     std::string missed;
     for (std::string_view w : kWorkloads) {
       if (is_small(w)) continue;
-      const auto c = entries_.find(std::string(w) + "/tapegrad");
-      if (c == entries_.end() || c->second.counters.count("tape B/operand") == 0) continue;
-      const double b = c->second.counters.at("tape B/operand");
+      const std::optional<double> bytes = tape_counter(w, "tape B/operand");
+      if (!bytes) continue;
+      const double b = *bytes;
       char item[64];
       std::snprintf(item, sizeof item, " %s %.4f", std::string(w).c_str(), b);
       (b <= kMemoryTarget ? met : missed) += item;
@@ -167,7 +149,6 @@ class SummaryReporter : public benchmark::ConsoleReporter {
     }
   }
 
-  std::map<std::string, Entry> entries_;
 };
 
 }  // namespace

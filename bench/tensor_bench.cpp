@@ -364,28 +364,9 @@ constexpr double kChainTargetNs = 100.0;    // per operation
 /// The console output, then each target with the figures behind it: CPU times (the fastest
 /// repetition with --benchmark_repetitions, else the mean), the activations' GB/s from their
 /// manual timing (the best repetition), heap allocations per step (the worst).
-class SummaryReporter : public benchmark::ConsoleReporter {
+class SummaryReporter : public RecordingReporter {
  public:
-  using benchmark::ConsoleReporter::ConsoleReporter;
-
-  void ReportRuns(const std::vector<Run>& runs) override {
-    benchmark::ConsoleReporter::ReportRuns(runs);
-    for (const Run& r : runs) {
-      if (r.error_occurred) continue;
-      Entry& e = entries_[r.run_name.function_name];
-      const double seconds = r.GetAdjustedCPUTime() / benchmark::GetTimeUnitMultiplier(r.time_unit);
-      if (r.run_type == Run::RT_Aggregate) {
-        if (r.aggregate_name == "min") e.min_seconds = seconds;
-        if (r.aggregate_name == "max") {
-          for (const auto& [name, c] : r.counters) e.max_counters[name] = c.value;
-        }
-        continue;
-      }
-      e.sum_seconds += seconds;
-      ++e.runs;
-      for (const auto& [name, c] : r.counters) e.counter_sums[name] += c.value;
-    }
-  }
+  using RecordingReporter::RecordingReporter;
 
   void Finalize() override {
     std::FILE* out = stdout;
@@ -434,35 +415,16 @@ class SummaryReporter : public benchmark::ConsoleReporter {
   }
 
  private:
-  struct Entry {
-    double sum_seconds = 0.0;
-    int runs = 0;
-    std::optional<double> min_seconds;
-    std::map<std::string, double> counter_sums;
-    std::map<std::string, double> max_counters;
-  };
-
   /// CPU seconds per iteration: the fastest repetition, else the mean of the runs.
   std::optional<double> seconds(const std::string& name) const {
-    const auto it = entries_.find(name);
-    if (it == entries_.end()) return std::nullopt;
-    if (it->second.min_seconds) return it->second.min_seconds;
-    if (it->second.runs == 0) return std::nullopt;
-    return it->second.sum_seconds / it->second.runs;
+    const RunRecord* r = record(name);
+    return r == nullptr ? std::nullopt : r->cpu("min");
   }
   /// A counter: its largest value over the repetitions, else the mean of the runs.
   std::optional<double> counter(const std::string& name, const std::string& c) const {
-    const auto it = entries_.find(name);
-    if (it == entries_.end()) return std::nullopt;
-    if (const auto m = it->second.max_counters.find(c); m != it->second.max_counters.end()) {
-      return m->second;
-    }
-    const auto s = it->second.counter_sums.find(c);
-    if (s == it->second.counter_sums.end() || it->second.runs == 0) return std::nullopt;
-    return s->second / it->second.runs;
+    const RunRecord* r = record(name);
+    return r == nullptr ? std::nullopt : r->counter(c, "max");
   }
-
-  std::map<std::string, Entry> entries_;
 };
 
 }  // namespace

@@ -375,34 +375,9 @@ std::optional<double> target(std::string_view net, int threads) {
 /// The console output, then per network and thread count the median and fastest wall time per
 /// step of each tool (from --benchmark_repetitions), tapegrad/LibTorch, the targets, and the loss
 /// check.
-class SummaryReporter : public benchmark::ConsoleReporter {
+class SummaryReporter : public RecordingReporter {
  public:
-  using benchmark::ConsoleReporter::ConsoleReporter;
-
-  void ReportRuns(const std::vector<Run>& runs) override {
-    benchmark::ConsoleReporter::ReportRuns(runs);
-    for (const Run& r : runs) {
-      Entry& e = entries_[r.run_name.function_name];
-      if (r.error_occurred) {
-        e.error = r.error_message;
-        continue;
-      }
-      const double unit = benchmark::GetTimeUnitMultiplier(r.time_unit);
-      const double ms = r.GetAdjustedRealTime() / unit * 1e3;
-      const double cpu_ms = r.GetAdjustedCPUTime() / unit * 1e3;
-      if (r.run_type == Run::RT_Aggregate) {
-        if (r.aggregate_name == "median") {
-          e.median_ms = ms;
-          e.median_cpu_ms = cpu_ms;
-        }
-        if (r.aggregate_name == "min") e.min_ms = ms;
-        continue;
-      }
-      e.sum_ms += ms;
-      e.sum_cpu_ms += cpu_ms;
-      ++e.runs;
-    }
-  }
+  using RecordingReporter::RecordingReporter;
 
   void Finalize() override {
     std::FILE* out = stdout;
@@ -466,42 +441,33 @@ class SummaryReporter : public benchmark::ConsoleReporter {
       }
       std::fprintf(out, "\n");
     }
-    for (const auto& [name, e] : entries_) {
+    for (const auto& [name, e] : records()) {
       if (!e.error.empty()) std::fprintf(out, "ERROR %s: %s\n", name.c_str(), e.error.c_str());
     }
     std::fflush(out);
   }
 
  private:
-  struct Entry {
-    double sum_ms = 0;
-    double sum_cpu_ms = 0;
-    int runs = 0;
-    std::optional<double> median_ms, min_ms, median_cpu_ms;
-    std::string error;
-  };
   struct Time {
     double median, min;
   };
 
-  /// Median and fastest repetition; without repetitions the mean of the runs for both.
+  /// Wall ms per step: median and fastest repetition; without repetitions the mean of the runs
+  /// for both.
   std::optional<Time> time(const std::string& name) const {
-    const auto it = entries_.find(name);
-    if (it == entries_.end() || !it->second.error.empty()) return std::nullopt;
-    const Entry& e = it->second;
-    if (e.median_ms) return Time{*e.median_ms, e.min_ms.value_or(*e.median_ms)};
-    if (e.runs == 0) return std::nullopt;
-    const double mean = e.sum_ms / e.runs;
-    return Time{mean, mean};
+    const RunRecord* r = record(name);
+    if (r == nullptr) return std::nullopt;
+    const std::optional<double> median = r->real("median");
+    if (!median) return std::nullopt;
+    return Time{*median * 1e3, r->real("min").value_or(*median) * 1e3};
   }
-  /// Median process CPU time; without repetitions the mean of the runs.
+  /// Median process CPU ms per step; without repetitions the mean of the runs.
   std::optional<double> cpu(const std::string& name) const {
-    const auto it = entries_.find(name);
-    if (it == entries_.end() || !it->second.error.empty()) return std::nullopt;
-    const Entry& e = it->second;
-    if (e.median_cpu_ms) return e.median_cpu_ms;
-    if (e.runs == 0) return std::nullopt;
-    return e.sum_cpu_ms / e.runs;
+    const RunRecord* r = record(name);
+    if (r == nullptr) return std::nullopt;
+    const std::optional<double> s = r->cpu("median");
+    if (!s) return std::nullopt;
+    return *s * 1e3;
   }
   static std::string cell(const std::optional<Time>& t) {
     if (!t) return "-";
@@ -522,7 +488,6 @@ class SummaryReporter : public benchmark::ConsoleReporter {
     return buf;
   }
 
-  std::map<std::string, Entry> entries_;
 };
 
 }  // namespace
