@@ -20,12 +20,12 @@ void Var::backward() const {
                     "nothing was recorded");
   }
   t.check_epoch(epoch(), "backward");
-  t.sweep(index_);
+  t.sweep(index());
 }
 
 double Var::grad() const {
   if (is_constant()) return 0.0;
-  return active_tape().gradient_of(index_, epoch());
+  return active_tape().gradient_of(index(), epoch());
 }
 
 namespace detail {

@@ -9,8 +9,10 @@
 #include <autodiff/tape.hpp>
 
 #include <array>
+#include <bit>
 #include <concepts>
 #include <cstddef>
+#include <cstring>
 #include <limits>
 #include <span>
 #include <type_traits>
@@ -44,34 +46,27 @@ class Var {
   Var(double value) : value_(value) {  // NOLINT(google-explicit-constructor)
     Tape& t = detail::recording_tape();
     if (!t.has_room_for_input()) [[unlikely]] {
-      const std::uint64_t ie = new_input();  // grows the buffer, or starts this thread's tape
-      index_ = static_cast<Index>(ie);
-      epoch_ = static_cast<std::uint32_t>(ie >> 32);
+      tag_.set(new_input());  // grows the buffer, or starts this thread's tape
       return;
     }
-    index_ = t.push_input_unchecked();
-    epoch_ = t.epoch();
+    tag_.set(Tag::pack(t.push_input_unchecked(), t.epoch()));
   }
   /// A new independent variable on `tape`.
-  Var(double value, Tape& tape) : value_(value), index_(tape.push_input()), epoch_(tape.epoch()) {}
+  Var(double value, Tape& tape) : value_(value), tag_{tape.push_input(), tape.epoch()} {}
   constexpr Var(const Var& o) noexcept
-      : value_(o.value_), index_(o.index_), epoch_(o.epoch_ & ~kFresh) {
+      : value_(o.value_), tag_{o.tag_.index, o.tag_.epoch & ~kFresh} {
     o.share();
   }
   constexpr Var& operator=(const Var& o) noexcept {
     value_ = o.value_;
-    index_ = o.index_;
-    epoch_ = o.epoch_ & ~kFresh;
+    tag_ = {o.tag_.index, o.tag_.epoch & ~kFresh};
     o.share();
     return *this;
   }
-  constexpr Var(Var&& o) noexcept : value_(o.value_), index_(o.index_), epoch_(o.epoch_) {
-    o.give_up();
-  }
+  constexpr Var(Var&& o) noexcept : value_(o.value_), tag_(o.tag_) { o.give_up(); }
   constexpr Var& operator=(Var&& o) noexcept {
     value_ = o.value_;
-    index_ = o.index_;
-    epoch_ = o.epoch_;
+    tag_ = o.tag_;
     if (&o != this) o.give_up();
     return *this;
   }
@@ -87,11 +82,11 @@ class Var {
   }
 
   constexpr double value() const noexcept { return value_; }
-  constexpr bool is_constant() const noexcept { return index_ == 0; }
-  constexpr Index index() const noexcept { return index_; }
-  constexpr std::uint32_t epoch() const noexcept { return epoch_ & ~kFresh; }
+  constexpr bool is_constant() const noexcept { return tag_.index == 0; }
+  constexpr Index index() const noexcept { return tag_.index; }
+  constexpr std::uint32_t epoch() const noexcept { return tag_.epoch & ~kFresh; }
   /// True for the uncopied result of a primitive (see above).
-  constexpr bool fresh() const noexcept { return (epoch_ & kFresh) != 0; }
+  constexpr bool fresh() const noexcept { return (tag_.epoch & kFresh) != 0; }
 
   /// Reverse sweep from this variable (seed 1) over the whole recording; then x.grad() reads
   /// d(this)/dx for every x recorded before it.
@@ -118,29 +113,44 @@ class Var {
   static constexpr std::uint32_t kMovedFrom = Tape::kMovedFromEpoch;
 
   constexpr Var(double value, Index index, std::uint32_t epoch) noexcept
-      : value_(value), index_(index), epoch_(epoch) {}
+      : value_(value), tag_{index, epoch} {}
   static constexpr Var make_fresh(double value, Index index, std::uint32_t epoch) noexcept {
     return Var(value, index, epoch | kFresh);
   }
-  // The input constructor's out-of-line path: the new input's index and, above it, its epoch.
+  // The input constructor's out-of-line path: the new input's Tag, packed.
   [[gnu::noinline]] static std::uint64_t new_input() {
     Tape& t = active_tape();
     const Index i = t.push_input();
-    return std::uint64_t{t.epoch()} << 32 | i;
+    return Tag::pack(i, t.epoch());
   }
   // Only writes when the flag is set: a shared constant copied from several threads is only read.
   constexpr void share() const noexcept {
-    if ((epoch_ & kFresh) != 0) epoch_ &= ~kFresh;
+    if ((tag_.epoch & kFresh) != 0) tag_.epoch &= ~kFresh;
   }
   // After a move: a fresh Var's flag went to the new owner, so this one may no longer name the
   // statement (it may be rewritten); an epoch that no recording has makes every use throw.
   constexpr void give_up() noexcept {
-    if ((epoch_ & kFresh) != 0) epoch_ = kMovedFrom;
+    if ((tag_.epoch & kFresh) != 0) tag_.epoch = kMovedFrom;
   }
 
+  // The index and the epoch (its top bit: the fresh flag). set() stores both at once, which the
+  // input constructor uses: a loop that sets inputs is bound by its stores (docs/benchmarks.md).
+  // A primitive's result is not stored that way: it is usually read back field by field soon
+  // after, and a load of the upper half of a wider store is not forwarded from the store buffer.
+  struct Tag {
+    Index index = 0;
+    std::uint32_t epoch = 0;
+    static std::uint64_t pack(Index index, std::uint32_t epoch) noexcept {
+      return std::uint64_t{epoch} << 32 | index;
+    }
+    void set(std::uint64_t packed) noexcept {
+      static_assert(sizeof(Tag) == sizeof packed && std::endian::native == std::endian::little);
+      std::memcpy(this, &packed, sizeof packed);
+    }
+  };
+
   double value_ = 0.0;
-  Index index_ = 0;
-  mutable std::uint32_t epoch_ = 0;  // top bit: fresh
+  mutable Tag tag_;
 };
 static_assert(sizeof(Var) == 16);
 
@@ -249,7 +259,7 @@ struct VarFields {
 /// `a` and `b` belong to the caller, who took the operands by value: a fresh one is a temporary
 /// nobody else can see, and its statement may be rewritten in place.
 struct Recorder {
-  static VarFields fields(const Var& a) noexcept { return {a.value_, a.index_, a.epoch_}; }
+  static VarFields fields(const Var& a) noexcept { return {a.value_, a.tag_.index, a.tag_.epoch}; }
   static Var make(VarFields f) noexcept { return Var(f.value, f.index, f.bits); }
   static bool fresh(std::uint32_t bits) noexcept { return (bits & Var::kFresh) != 0; }
 
