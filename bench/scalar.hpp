@@ -79,6 +79,21 @@ bool check_gradient(benchmark::State& state, const W& w, std::span<const double>
   return true;
 }
 
+/// The timed loop of a tool whose iteration is one call of `full_gradient` (set the inputs, record,
+/// sweep, read the gradient into g): one call checked against the hand-written adjoint first, then
+/// the timing.
+template <class W, class F>
+void time_full_gradients(benchmark::State& state, const W& w, std::span<const double> g,
+                         F&& full_gradient) {
+  full_gradient();
+  if (!check_gradient(state, w, g)) return;
+  for (auto _ : state) {
+    full_gradient();
+    benchmark::DoNotOptimize(g.data());
+    benchmark::ClobberMemory();
+  }
+}
+
 // One per tool; each registers its benchmark of the named workload.
 void register_hand(std::string_view workload);
 void register_bare(std::string_view workload);  // sumsq and logsumexp only

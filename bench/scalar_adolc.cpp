@@ -42,13 +42,7 @@ void replay(benchmark::State& state, const W& w) {
   record(tag, w, x, 0);
   const auto full_gradient = [&] { gradient(tag, n, w.point.data(), g.data()); };
 
-  full_gradient();
-  if (!check_gradient(state, w, g)) return;
-  for (auto _ : state) {
-    full_gradient();
-    benchmark::DoNotOptimize(g.data());
-    benchmark::ClobberMemory();
-  }
+  time_full_gradients(state, w, g, full_gradient);
 }
 
 template <class W>
@@ -63,13 +57,7 @@ void retape(benchmark::State& state, const W& w) {
     fos_reverse(tag, 1, n, &seed, g.data());
   };
 
-  full_gradient();
-  if (!check_gradient(state, w, g)) return;
-  for (auto _ : state) {
-    full_gradient();
-    benchmark::DoNotOptimize(g.data());
-    benchmark::ClobberMemory();
-  }
+  time_full_gradients(state, w, g, full_gradient);
 }
 
 }  // namespace

@@ -95,13 +95,7 @@ void gradient(benchmark::State& state, const W& w, G g, H h) {
   const auto full_gradient = [&] {
     benchmark::DoNotOptimize(tape.gradient(w.point, x, grad, g, h));
   };
-  full_gradient();
-  if (!check_gradient(state, w, grad)) return;
-  for (auto _ : state) {
-    full_gradient();
-    benchmark::DoNotOptimize(grad.data());
-    benchmark::ClobberMemory();
-  }
+  time_full_gradients(state, w, grad, full_gradient);
 }
 
 }  // namespace

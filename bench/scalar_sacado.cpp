@@ -30,13 +30,7 @@ void gradient(benchmark::State& state, const W& w) {
     benchmark::DoNotOptimize(f.val());
   };
 
-  full_gradient();
-  if (!check_gradient(state, w, g)) return;
-  for (auto _ : state) {
-    full_gradient();
-    benchmark::DoNotOptimize(g.data());
-    benchmark::ClobberMemory();
-  }
+  time_full_gradients(state, w, g, full_gradient);
 }
 
 }  // namespace
