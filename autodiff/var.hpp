@@ -350,12 +350,9 @@ struct Recorder {
     if (!ca) t.check_epoch_bits(a.bits, R::name);
     if (!cb) t.check_epoch_bits(b.bits, R::name);
     if (!ca && !cb) return {y, record2(t, rule, a, b, x1, x2, y), t.epoch() | Var::kFresh};
-    // One constant operand: a primitive of the other one.
-    const std::array<double, 2> d = rule.derivatives(x1, x2, y);
-    const VarFields& v = ca ? b : a;
-    const double dv = ca ? d[1] : d[0];
-    const Index i = fresh(v.bits) && t.fuse(v.index, dv) ? v.index : t.push(v.index, dv);
-    detail::note_kink(t, rule, x1, x2);
+    // One constant operand: a primitive of the other one, as for a plain number.
+    const Index i = ca ? record1(t, WithNumber<R, 1>{rule, x1}, b, x2, y)
+                       : record1(t, WithNumber<R, 0>{rule, x2}, a, x1, y);
     return {y, i, t.epoch() | Var::kFresh};
   }
 
