@@ -43,13 +43,16 @@ class Var {
   /// A constant zero: recorded nowhere, valid on every tape.
   constexpr Var() noexcept = default;
   /// A new independent variable (an input) on the active tape.
-  Var(double value) : value_(value) {  // NOLINT(google-explicit-constructor)
+  Var(double value) {  // NOLINT(google-explicit-constructor)
     Tape& t = detail::recording_tape();
     if (!t.has_room_for_input()) [[unlikely]] {
-      tag_.set(new_input());  // grows the buffer, or starts this thread's tape
-      return;
+      const NewInput in = new_input(value);  // grows the buffer, or starts this thread's tape
+      value = in.value;
+      tag_.set(in.tag);
+    } else {
+      tag_.set(Tag::pack(t.push_input_unchecked(), t.epoch()));
     }
-    tag_.set(Tag::pack(t.push_input_unchecked(), t.epoch()));
+    value_ = value;
   }
   /// A new independent variable on `tape`.
   Var(double value, Tape& tape) : value_(value), tag_{tape.push_input(), tape.epoch()} {}
@@ -117,11 +120,17 @@ class Var {
   static constexpr Var make_fresh(double value, Index index, std::uint32_t epoch) noexcept {
     return Var(value, index, epoch | kFresh);
   }
-  // The input constructor's out-of-line path: the new input's Tag, packed.
-  [[gnu::noinline]] static std::uint64_t new_input() {
+  // The input constructor's out-of-line path: the new input's Tag, packed, and the value handed
+  // back, both in registers, so that the value need not survive the call in the hot path (a call
+  // clobbers every vector register: the value was spilled to the stack for every input).
+  struct NewInput {
+    double value;
+    std::uint64_t tag;
+  };
+  [[gnu::noinline]] static NewInput new_input(double value) {
     Tape& t = active_tape();
     const Index i = t.push_input();
-    return Tag::pack(i, t.epoch());
+    return {value, Tag::pack(i, t.epoch())};
   }
   // Only writes when the flag is set: a shared constant copied from several threads is only read.
   constexpr void share() const noexcept {
