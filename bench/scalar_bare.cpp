@@ -33,21 +33,35 @@ class BareTape {
   template <class G, class H>
   double gradient(std::span<const double> point, std::vector<BareVar>& x, std::span<double> grad,
                   G g, H h) {
+    inputs(point, x);
+    const double f = record(x, g, h);
+    sweep(x, grad);
+    return f;
+  }
+
+  // The three phases of gradient(), which "bare_phases" times apart.
+  void inputs(std::span<const double> point, std::vector<BareVar>& x) {
     std::uint16_t* counts = counts_.data();
-    std::uint32_t* idx = indices_.data();
-    double* par = partials_.data();
-    std::size_t ns = 0;  // statements
-    std::size_t no = 0;  // operands
-    counts[ns++] = 0;    // the constant sink
-    const std::size_t n = point.size();
-    for (std::size_t k = 0; k < n; ++k) {  // the inputs
+    std::size_t ns = 0;
+    counts[ns++] = 0;  // the constant sink
+    for (std::size_t k = 0; k < point.size(); ++k) {
       counts[ns] = 0;
       x[k] = {point[k], static_cast<std::uint32_t>(ns++)};
     }
+    ns_ = ns;
+    no_ = 0;
+  }
+  template <class G, class H>
+  double record(const std::vector<BareVar>& x, G g, H h) {
+    std::uint16_t* counts = counts_.data();
+    std::uint32_t* idx = indices_.data();
+    double* par = partials_.data();
+    std::size_t ns = ns_;
+    std::size_t no = no_;
     // The running sum: g(x_0)'s statement, into which every later g(x_k)'s is merged.
     const std::size_t sum = ns;
     double s = 0.0;
-    for (std::size_t k = 0; k < n; ++k) {
+    for (std::size_t k = 0; k < x.size(); ++k) {
       double d = 0.0;
       const double y = g(x[k].value, &d);
       idx[no] = x[k].index;
@@ -64,22 +78,32 @@ class BareTape {
     idx[no] = static_cast<std::uint32_t>(sum);
     par[no++] = dh;
     counts[ns++] = 1;
-    // The sweep and the read-out.
+    ns_ = ns;
+    no_ = no;
+    return f;
+  }
+  // The sweep and the read-out.
+  void sweep(const std::vector<BareVar>& x, std::span<double> grad) {
+    const std::uint16_t* counts = counts_.data();
+    const std::uint32_t* idx = indices_.data();
+    const double* par = partials_.data();
     double* adj = adj_.data();
+    const std::size_t ns = ns_;
     std::memset(adj, 0, ns * sizeof(double));
     adj[ns - 1] = 1.0;
-    std::size_t e = no;
+    std::size_t e = no_;
     for (std::size_t st = ns - 1; st > 0 && e != 0; --st) {
       const double a = adj[st];
       const std::size_t b = e - counts[st];
       for (std::size_t k = b; k != e; ++k) adj[idx[k]] += par[k] * a;
       e = b;
     }
-    for (std::size_t k = 0; k < n; ++k) grad[k] = adj[x[k].index];
-    return f;
+    for (std::size_t k = 0; k < x.size(); ++k) grad[k] = adj[x[k].index];
   }
 
  private:
+  std::size_t ns_ = 0;  // statements
+  std::size_t no_ = 0;  // operands
   std::vector<std::uint16_t> counts_;
   std::vector<std::uint32_t> indices_;
   std::vector<double> partials_;
@@ -98,36 +122,54 @@ void gradient(benchmark::State& state, const W& w, G g, H h) {
   time_full_gradients(state, w, grad, full_gradient);
 }
 
+template <class W, class G, class H>
+void phases(benchmark::State& state, const W& w, G g, H h) {
+  const std::size_t n = w.point.size();
+  BareTape tape(n);
+  std::vector<BareVar> x(n);
+  std::vector<double> grad(n);
+  time_phases(
+      state, w, grad, [&] { tape.inputs(w.point, x); },
+      [&] { benchmark::DoNotOptimize(tape.record(x, g, h)); }, [&] { tape.sweep(x, grad); });
+}
+
+// "<workload>/bare" and "<workload>/bare_phases".
+template <class W, class G, class H>
+void register_workload(const W& w, G g, H h) {
+  register_gradient(w, "bare", [g, h](benchmark::State& state, const W& wl) {
+    gradient(state, wl, g, h);
+  });
+  register_gradient(w, "bare_phases", [g, h](benchmark::State& state, const W& wl) {
+    phases(state, wl, g, h);
+  });
+}
+
 }  // namespace
 
 void register_bare(std::string_view workload) {
   if (workload == Sumsq::name) {
-    register_gradient(Sumsq{}, "bare", [](benchmark::State& state, const Sumsq& w) {
-      gradient(
-          state, w,
-          [](double x, double* d) {
-            *d = x + x;
-            return x * x;
-          },
-          [](double s, double* d) {
-            *d = 1.0;
-            return s;
-          });
-    });
+    register_workload(
+        Sumsq{},
+        [](double x, double* d) {
+          *d = x + x;
+          return x * x;
+        },
+        [](double s, double* d) {
+          *d = 1.0;
+          return s;
+        });
   } else if (workload == Logsumexp::name) {
-    register_gradient(Logsumexp{}, "bare", [](benchmark::State& state, const Logsumexp& w) {
-      gradient(
-          state, w,
-          [](double x, double* d) {
-            const double y = std::exp(x);
-            *d = y;
-            return y;
-          },
-          [](double s, double* d) {
-            *d = 1.0 / s;
-            return std::log(s);
-          });
-    });
+    register_workload(
+        Logsumexp{},
+        [](double x, double* d) {
+          const double y = std::exp(x);
+          *d = y;
+          return y;
+        },
+        [](double s, double* d) {
+          *d = 1.0 / s;
+          return std::log(s);
+        });
   }
 }
 

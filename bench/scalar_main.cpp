@@ -1,6 +1,7 @@
 // tapegrad_bench_scalar: the five workloads and the chain of issue 2, with tapegrad, the
 // hand-written adjoint, the bare statement stream (sumsq and logsumexp) and (when built with them)
-// Sacado and ADOL-C, followed by a summary table of the ratios and the targets. Run with
+// Sacado and ADOL-C, followed by a summary table of the ratios and the targets, and the time of each
+// phase of a gradient (tapegrad on the five workloads, bare on two). Run with
 // --benchmark_repetitions=N (docs/benchmarks.md).
 #include "bench_main.hpp"
 #include "scalar.hpp"
@@ -81,6 +82,7 @@ class SummaryReporter : public RecordingReporter {
       if (tg) std::fprintf(out, "   tapegrad/bare %.2f", *tg / *bare);
       std::fprintf(out, "\n");
     }
+    print_phases(out);
     print_targets(out);
     std::fflush(out);
   }
@@ -98,6 +100,31 @@ class SummaryReporter : public RecordingReporter {
   std::optional<double> tape_counter(std::string_view workload, const std::string& c) const {
     const RunRecord* r = record(std::string(workload) + "/tapegrad");
     return r == nullptr ? std::nullopt : r->counter(c, "min");
+  }
+
+  // "<workload>/<tool>_phases" (time_phases): microseconds per gradient in each phase, the fastest
+  // repetition of each.
+  void print_phases(std::FILE* out) const {
+    bool header = false;
+    for (std::string_view w : kWorkloads) {
+      for (std::string_view tool : {"tapegrad_phases", "bare_phases"}) {
+        const RunRecord* r = record(std::string(w) + "/" + std::string(tool));
+        if (r == nullptr) continue;
+        if (!header) {
+          std::fprintf(out, "\nPhases (microseconds per gradient, the fastest repetition of each)\n");
+          std::fprintf(out, "%-30s %9s %9s %9s\n", "", "inputs", "record", "gradient");
+          header = true;
+        }
+        const std::string name = std::string(w) + "/" + std::string(tool.substr(0, tool.find('_')));
+        std::fprintf(out, "%-30s", name.c_str());
+        for (const char* phase : kPhaseCounters) {
+          const std::optional<double> v = r->counter(phase, "min");
+          if (v) std::fprintf(out, " %9.2f", *v);
+          else std::fprintf(out, " %9s", "-");
+        }
+        std::fprintf(out, "\n");
+      }
+    }
   }
 
   void print_targets(std::FILE* out) const {

@@ -79,26 +79,41 @@ struct ReluMlpDot : ReluMlp {
   }
 };
 
+// One full gradient of a workload with tapegrad: set the inputs, record, sweep and read the
+// gradient into g, reset. `tapegrad` times it whole; `tapegrad_phases` (phases = true) times the
+// phases apart.
 template <class W>
-void gradient(benchmark::State& state, const W& w) {
+void gradient(benchmark::State& state, const W& w, bool phases = false) {
   const std::size_t n = w.point.size();
   tg::Tape& tape = tg::active_tape();
   tape.reset();
   std::vector<tg::Var> x(n);
   std::vector<double> g(n);
-  const auto full_gradient = [&] {
+  tg::Var f;
+  const auto inputs = [&] {
     for (std::size_t i = 0; i < n; ++i) x[i] = w.point[i];
-    const tg::Var f = w.template record<TapegradTool>(x);
-    tg::gradient(f, x, g);
   };
+  const auto record = [&] { f = w.template record<TapegradTool>(x); };
+  const auto sweep = [&] { tg::gradient(f, x, g); };
+  if (phases) {
+    time_phases(state, w, g, inputs, record, [&] {
+      sweep();
+      tape.reset();
+    });
+    return;
+  }
 
-  full_gradient();
+  inputs();
+  record();
+  sweep();
   if (!check_gradient(state, w, g)) return;
   const tg::TapeStats s = tape.stats();
   tape.reset();
 
   for (auto _ : state) {
-    full_gradient();
+    inputs();
+    record();
+    sweep();
     benchmark::DoNotOptimize(g.data());
     benchmark::ClobberMemory();
     tape.reset();
@@ -106,8 +121,8 @@ void gradient(benchmark::State& state, const W& w) {
   const tg::TapeStats after = tape.stats();
 
   // Memory of one recording. "tape B/operand" is the statement stream (what the recording keeps):
-  // 4 bytes a statement and 12 (index + partial) an operand, divided by the number of operands.
-  // "+adj B/operand" adds the sweep's adjoint workspace (8 bytes a variable).
+  // 2 bytes a statement (its operand count) and 12 (index + partial) an operand, divided by the
+  // number of operands. "+adj B/operand" adds the sweep's adjoint workspace (8 bytes a variable).
   const auto ops = static_cast<double>(s.operands);
   state.counters["operands"] = ops;
   state.counters["tape B/operand"] = static_cast<double>(s.recording_bytes) / ops;
@@ -134,6 +149,13 @@ void register_tapegrad(std::string_view workload) {
   if (workload == Rosenbrock::name) variant(RosenbrockSum{}, "tapegrad_sum");
   if (workload == NormalLpdf::name) variant(NormalLpdfSum{}, "tapegrad_sum");
   if (workload == ReluMlp::name) variant(ReluMlpDot{}, "tapegrad_dot");
+  if (workload != Chain::name && !is_small(workload)) {
+    with_workload(workload, [](const auto& w) {
+      register_gradient(w, "tapegrad_phases", [](benchmark::State& state, const auto& wl) {
+        gradient(state, wl, true);
+      });
+    });
+  }
 }
 
 }  // namespace tgbench
