@@ -110,37 +110,33 @@ class BareTape {
   std::vector<double> adj_;
 };
 
+// A full gradient on the bare stream, timed whole, or phase by phase (phases = true).
 template <class W, class G, class H>
-void gradient(benchmark::State& state, const W& w, G g, H h) {
+void gradient(benchmark::State& state, const W& w, G g, H h, bool phases) {
   const std::size_t n = w.point.size();
   BareTape tape(n);
   std::vector<BareVar> x(n);
   std::vector<double> grad(n);
+  if (phases) {
+    time_phases(
+        state, w, grad, [&] { tape.inputs(w.point, x); },
+        [&] { benchmark::DoNotOptimize(tape.record(x, g, h)); }, [&] { tape.sweep(x, grad); });
+    return;
+  }
   const auto full_gradient = [&] {
     benchmark::DoNotOptimize(tape.gradient(w.point, x, grad, g, h));
   };
   time_full_gradients(state, w, grad, full_gradient);
 }
 
-template <class W, class G, class H>
-void phases(benchmark::State& state, const W& w, G g, H h) {
-  const std::size_t n = w.point.size();
-  BareTape tape(n);
-  std::vector<BareVar> x(n);
-  std::vector<double> grad(n);
-  time_phases(
-      state, w, grad, [&] { tape.inputs(w.point, x); },
-      [&] { benchmark::DoNotOptimize(tape.record(x, g, h)); }, [&] { tape.sweep(x, grad); });
-}
-
 // "<workload>/bare" and "<workload>/bare_phases".
 template <class W, class G, class H>
 void register_workload(const W& w, G g, H h) {
   register_gradient(w, "bare", [g, h](benchmark::State& state, const W& wl) {
-    gradient(state, wl, g, h);
+    gradient(state, wl, g, h, false);
   });
   register_gradient(w, "bare_phases", [g, h](benchmark::State& state, const W& wl) {
-    phases(state, wl, g, h);
+    gradient(state, wl, g, h, true);
   });
 }
 
