@@ -175,7 +175,6 @@ class SummaryReporter : public RecordingReporter {
       if (!missed.empty()) std::fprintf(out, "               MISSED:%s\n", missed.c_str());
     }
   }
-
 };
 
 }  // namespace

@@ -487,7 +487,6 @@ class SummaryReporter : public RecordingReporter {
     std::snprintf(buf, sizeof buf, "%.3f", *v);
     return buf;
   }
-
 };
 
 }  // namespace
