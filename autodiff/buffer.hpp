@@ -64,6 +64,11 @@ class PodBuffer {
     size_ = n;
   }
   void pop_back() noexcept { --size_; }
+  /// Appends n zero elements (room for them reserved).
+  void append_zeros(std::size_t n) noexcept {
+    std::memset(static_cast<void*>(data_ + size_), 0, n * sizeof(T));
+    size_ += n;
+  }
 
   /// How many times this buffer went to the heap.
   std::size_t allocations() const noexcept { return allocations_; }

@@ -75,6 +75,14 @@ class Tape {
     reserve_statement(0);
     return push_input_unchecked();
   }
+  /// Records n independent variables at once and returns the index of the first: they are the n
+  /// consecutive variables from there (for tg::inputs).
+  Index push_inputs(std::size_t n) {
+    reserve_statement(0, n);
+    const std::size_t first = counts_.size();
+    counts_.append_zeros(n);
+    return static_cast<Index>(first);
+  }
   /// For tg::Var's constructor: whether push_input_unchecked() may be called (false for a full
   /// buffer and for detail::unstarted_tape, which has none).
   [[gnu::always_inline]] bool has_room_for_input() const noexcept {

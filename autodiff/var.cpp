@@ -66,6 +66,27 @@ Var dot(std::span<const Var> xs, std::span<const double> ws) {
   return detail::record_linear("dot", xs, ws);
 }
 
+void inputs(std::span<const double> values, std::span<Var> out) {
+  if (values.size() != out.size()) {
+    throw ShapeError(
+        fmt::format("inputs: {} values but room for {} variables", values.size(), out.size()));
+  }
+  Tape& t = active_tape();
+  // The index is the low half of the packed tag, and the last index fits in it (the tape holds at
+  // most 2^32 - 1 variables): input k's tag is the first's plus k.
+  std::uint64_t tag = Var::Tag::pack(t.push_inputs(values.size()), t.epoch());
+  for (std::size_t k = 0; k < values.size(); ++k) {
+    out[k].value_ = values[k];
+    out[k].tag_.set(tag++);
+  }
+}
+
+std::vector<Var> inputs(std::span<const double> values) {
+  std::vector<Var> out(values.size());
+  inputs(values, out);
+  return out;
+}
+
 void gradient(const Var& f, std::span<const Var> xs, std::span<double> out) {
   if (xs.size() != out.size()) {
     throw ShapeError(fmt::format("gradient: {} inputs but room for {} results", xs.size(), out.size()));

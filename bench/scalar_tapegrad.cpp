@@ -79,11 +79,16 @@ struct ReluMlpDot : ReluMlp {
   }
 };
 
+// How a timed iteration sets the inputs: with tg::inputs, as a user with a vector of values does
+// (`tapegrad`), or one tg::Var at a time, `x[i] = value` (the `tapegrad_each` variant).
+enum class Inputs { bulk, each };
+
 // One full gradient of a workload with tapegrad: set the inputs, record, sweep and read the
 // gradient into g, reset. `tapegrad` times it whole; `tapegrad_phases` (phases = true) times the
 // phases apart.
 template <class W>
-void gradient(benchmark::State& state, const W& w, bool phases = false) {
+void gradient(benchmark::State& state, const W& w, bool phases = false,
+              Inputs how = Inputs::bulk) {
   const std::size_t n = w.point.size();
   tg::Tape& tape = tg::active_tape();
   tape.reset();
@@ -91,7 +96,11 @@ void gradient(benchmark::State& state, const W& w, bool phases = false) {
   std::vector<double> g(n);
   tg::Var f;
   const auto inputs = [&] {
-    for (std::size_t i = 0; i < n; ++i) x[i] = w.point[i];
+    if (how == Inputs::bulk) {
+      tg::inputs(w.point, x);
+    } else {
+      for (std::size_t i = 0; i < n; ++i) x[i] = w.point[i];
+    }
   };
   const auto record = [&] { f = w.template record<TapegradTool>(x); };
   const auto sweep = [&] { tg::gradient(f, x, g); };
@@ -149,6 +158,13 @@ void register_tapegrad(std::string_view workload) {
   if (workload == Rosenbrock::name) variant(RosenbrockSum{}, "tapegrad_sum");
   if (workload == NormalLpdf::name) variant(NormalLpdfSum{}, "tapegrad_sum");
   if (workload == ReluMlp::name) variant(ReluMlpDot{}, "tapegrad_dot");
+  if (workload != Chain::name && workload != NormalLpdf::name && !is_small(workload)) {
+    with_workload(workload, [](const auto& w) {  // thousands of inputs
+      register_gradient(w, "tapegrad_each", [](benchmark::State& state, const auto& wl) {
+        gradient(state, wl, false, Inputs::each);
+      });
+    });
+  }
   if (workload != Chain::name && !is_small(workload)) {
     with_workload(workload, [](const auto& w) {
       register_gradient(w, "tapegrad_phases", [](benchmark::State& state, const auto& wl) {

@@ -10,13 +10,16 @@
 using tgtest::allocations_during;
 
 namespace {
-// One iteration: record a program that uses every kind of tape storage (statements, n-ary
-// statements, a kink event, a backward closure with captured state, anomaly names), sweep it twice,
-// read the gradients, reset.
+// One iteration: record a program that uses every kind of tape storage (inputs one by one and in
+// bulk, statements, n-ary statements, a kink event, a backward closure with captured state, anomaly
+// names), sweep it twice, read the gradients, reset.
 double record_backward_reset(tg::Tape& tape, bool anomaly) {
   tape.set_anomaly(anomaly);
   const tg::Var x = 1.5, y = -2.0, zero = 0.0;
-  tg::Var f = tg::relu(x * y + 3.0) + tg::elu(y, 0.5) * tg::leaky_relu(x, 0.01);
+  const std::array<double, 2> values{0.25, -0.75};
+  std::array<tg::Var, 2> more;
+  tg::inputs(values, more);
+  tg::Var f = tg::relu(x * y + 3.0) + tg::elu(y, 0.5) * tg::leaky_relu(x, 0.01) + more[0] * more[1];
   f = f + tg::relu(zero) + tg::max(x, tg::exp(y));
   const std::array<tg::Var, 3> terms{f, tg::sigmoid(x), tg::pow(y, 2.0)};
   const std::array<double, 3> weights{1.0, 2.0, 0.5};

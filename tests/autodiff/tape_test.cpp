@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "support/expect_ad.hpp"
 
@@ -80,6 +81,63 @@ TEST_CASE("gradient of chosen inputs: any order, unused inputs and constants get
   REQUIRE(du == 0.0);
   REQUIRE(dc == 0.0);
   REQUIRE(tg::gradient(f, y)[0] == 2.0);
+}
+
+TEST_CASE("tg::inputs records one input per value, as constructing each Var would",
+          "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var before = 0.5;
+  const std::array<double, 4> values{1.0, -2.0, 3.5, 0.0};
+  std::array<Var, 4> xs{Var::constant(9.0), tg::exp(before), before, Var()};  // all replaced
+  const std::size_t recorded = tape.size();
+  tg::inputs(values, xs);
+  REQUIRE(tape.size() == recorded + values.size());
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    REQUIRE(xs[k].value() == values[k]);
+    REQUIRE(xs[k].index() == recorded + k);  // consecutive, after what was recorded before
+    REQUIRE(xs[k].epoch() == tape.epoch());
+    REQUIRE_FALSE(xs[k].fresh());
+  }
+  // sum_k (k + 1) x_k^2 + before * x_0: d/dx_k = 2 (k + 1) x_k (+ before for k = 0).
+  Var f = before * xs[0];
+  for (std::size_t k = 0; k < xs.size(); ++k) f += static_cast<double>(k + 1) * xs[k] * xs[k];
+  const std::vector<double> g = tg::gradient(f, xs);
+  REQUIRE(g == std::vector<double>{2.0 * 1.0 + 0.5, 2 * 2 * -2.0, 2 * 3 * 3.5, 0.0});
+  REQUIRE(tg::gradient(f, before)[0] == 1.0);
+  // The vector overload, and no values at all.
+  const std::size_t before_ys = tape.size();
+  const std::vector<Var> ys = tg::inputs(values);
+  REQUIRE(ys.size() == values.size());
+  REQUIRE(ys[3].index() == before_ys + 3);
+  REQUIRE(tg::inputs(std::span<const double>()).empty());
+  REQUIRE(tape.size() == before_ys + values.size());
+}
+
+TEST_CASE("tg::inputs with mismatched sizes throws ShapeError and records nothing",
+          "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const std::array<double, 3> values{1.0, 2.0, 3.0};
+  std::array<Var, 2> xs{};
+  const std::size_t recorded = tape.size();
+  REQUIRE_THROWS_WITH(tg::inputs(values, xs),
+                      Catch::Contains("inputs") && Catch::Contains("3 values") &&
+                          Catch::Contains("room for 2"));
+  REQUIRE(tape.size() == recorded);
+  REQUIRE(xs[0].is_constant());
+}
+
+TEST_CASE("tg::inputs on a thread that has not recorded yet starts its tape",
+          "[autodiff][tape][thread]") {
+  std::vector<double> g;
+  std::thread worker([&] {
+    const std::array<double, 2> values{3.0, 4.0};
+    const std::vector<Var> xs = tg::inputs(values);
+    g = tg::gradient(xs[0] * xs[1], xs);
+  });
+  worker.join();
+  REQUIRE(g == std::vector<double>{4.0, 3.0});
 }
 
 TEST_CASE("gradient with mismatched sizes throws ShapeError", "[autodiff][tape]") {
