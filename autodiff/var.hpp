@@ -384,23 +384,22 @@ struct Recorder {
     const std::array<double, 2> d = rule.derivatives(x1, x2, y);
     const Index ia = a.index;
     const Index ib = b.index;
-    Index i;
-    if (ia == ib) {
-      // The same variable on both sides (x * x): one operand with the two partials added, if that
-      // is exact (see Tape::scale_exactly).
-      const double sum = d[0] + d[1];
-      i = std::abs(sum) <= std::numeric_limits<double>::max() ? t.push(ia, sum)
-                                                              : t.push(ia, d[0], ib, d[1]);
-    } else {
-      i = fresh(a.bits & b.bits) ? t.merge(ia, d[0], ib, d[1]) : 0;  // 0: not merged
-      if (i == 0) {
-        if (fresh(b.bits) && t.fuse(ib, d[1], ia, d[0])) {
-          i = ib;
-        } else if (fresh(a.bits) && t.fuse(ia, d[0], ib, d[1])) {
-          i = ia;
-        } else {
-          i = t.push(ia, d[0], ib, d[1]);
-        }
+    // Merging comes first: it is what a running sum (`s += x * x`) does on every term. Two fresh
+    // operands are two statements (a Var copied to both sides is not fresh), so x * x is not one.
+    Index i = fresh(a.bits & b.bits) ? t.merge(ia, d[0], ib, d[1]) : 0;  // 0: not merged
+    if (i == 0) {
+      if (ia == ib) {
+        // The same variable on both sides (x * x): one operand with the two partials added, if
+        // that is exact (see Tape::scale_exactly).
+        const double sum = d[0] + d[1];
+        i = std::abs(sum) <= std::numeric_limits<double>::max() ? t.push(ia, sum)
+                                                                : t.push(ia, d[0], ib, d[1]);
+      } else if (fresh(b.bits) && t.fuse(ib, d[1], ia, d[0])) {
+        i = ib;
+      } else if (fresh(a.bits) && t.fuse(ia, d[0], ib, d[1])) {
+        i = ia;
+      } else {
+        i = t.push(ia, d[0], ib, d[1]);
       }
     }
     detail::note_kink(t, rule, x1, x2);  // after the push: the kink event sits at statement i
@@ -428,7 +427,7 @@ struct Recorder {
     const VarFields fa = fields(a);
     const VarFields fb = fields(b);
     const std::uint32_t key = t.key();  // the epoch, in the plain mode
-    if ((((fa.bits & ~Var::kFresh) ^ key) | ((fb.bits & ~Var::kFresh) ^ key)) != 0) [[unlikely]] {
+    if ((((fa.bits ^ key) & ~Var::kFresh) | ((fb.bits ^ key) & ~Var::kFresh)) != 0) [[unlikely]] {
       return make(
           record_general<R>(rule, fa.value, fa.index, fa.bits, fb.value, fb.index, fb.bits));
     }
