@@ -385,7 +385,8 @@ struct Recorder {
     const Index ia = a.index;
     const Index ib = b.index;
     // Merging comes first: it is what a running sum (`s += x * x`) does on every term. Two fresh
-    // operands are two statements (a Var copied to both sides is not fresh), so x * x is not one.
+    // operands are two different statements (a Var copied to both sides is not fresh), so the
+    // same-variable case below is never one that merges.
     Index i = fresh(a.bits & b.bits) ? t.merge(ia, d[0], ib, d[1]) : 0;  // 0: not merged
     if (i == 0) {
       if (ia == ib) {
