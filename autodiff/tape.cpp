@@ -187,6 +187,15 @@ std::size_t Tape::sweep_statements(Index from, Index down_to, std::size_t end) {
   // is not such a chain: its operands go straight to memory, without the two comparisons each,
   // with r1 and r2 written back before and read again after it.
   //
+  // A variable that many statements far above it use (a parameter in a loop over data: mu and sigma
+  // of a likelihood) is the same kind of chain: each contribution to its adjoint waits for the one
+  // before, through memory. So two more variables keep their adjoints in registers (h1, the newer,
+  // and h2; values v1 and v2), and contributions to them are added there, in the same order again.
+  // A contribution from a short statement to a variable that is neither s - 1, s - 2 nor cached
+  // writes h2 back, moves h1 to h2 and takes h1. A cached adjoint is written back before a long
+  // statement and at the end, and moves to r2 when its own statement comes near. An empty slot
+  // names variable 0, the constant sink, whose adjoint is discarded (sweep() zeroes it).
+  //
   // Once no operand is left below (end == 0), the statements that remain have none either (the
   // inputs, usually recorded first): the sweep stops there.
   constexpr std::size_t kShort = 4;
@@ -200,15 +209,23 @@ std::size_t Tape::sweep_statements(Index from, Index down_to, std::size_t end) {
     double a = adj[s];
     double r1 = adj[s - 1];
     double r2 = adj[s - 2];
+    std::size_t h1 = 0;
+    std::size_t h2 = 0;
+    double v1 = 0.0;
+    double v2 = 0.0;
     for (; s > std::size_t{down_to} + 2 && e != 0; --s) {
       const std::size_t n = counts[s];
       const std::size_t b = e - n;
       if (n > kShort) [[unlikely]] {
         adj[s - 1] = r1;
         adj[s - 2] = r2;
+        adj[h2] = v2;
+        adj[h1] = v1;
         scatter(adj, ops + b, d + b, n, a);
         r1 = adj[s - 1];
         r2 = adj[s - 2];
+        v1 = adj[h1];
+        v2 = adj[h2];
       } else {
         for (std::size_t k = b; k != e; ++k) {
           const auto j = static_cast<std::size_t>(ops[k]);
@@ -217,8 +234,16 @@ std::size_t Tape::sweep_statements(Index from, Index down_to, std::size_t end) {
             r1 += c;
           } else if (j == s - 2) {
             r2 += c;
+          } else if (j == h1) {
+            v1 += c;
+          } else if (j == h2) {
+            v2 += c;
           } else {
-            adj[j] += c;
+            adj[h2] = v2;
+            h2 = h1;
+            v2 = v1;
+            h1 = j;
+            v1 = adj[j] + c;
           }
         }
       }
@@ -226,10 +251,25 @@ std::size_t Tape::sweep_statements(Index from, Index down_to, std::size_t end) {
       adj[s - 1] = r1;  // final: every statement above s - 1 has run
       a = r1;
       r1 = r2;
-      r2 = adj[s - 3];  // statement s's stores to it are done
+      // Statement s's stores to s - 3 are done; if it is cached, the cache has its adjoint.
+      if (s - 3 == h1) {
+        r2 = v1;
+        h1 = h2;
+        v1 = v2;
+        h2 = 0;
+        v2 = 0.0;
+      } else if (s - 3 == h2) {
+        r2 = v2;
+        h2 = 0;
+        v2 = 0.0;
+      } else {
+        r2 = adj[s - 3];
+      }
     }
     adj[s - 1] = r1;
     adj[s - 2] = r2;
+    adj[h2] = v2;
+    adj[h1] = v1;
     if (e == 0) return 0;
   }
   for (; s > down_to && e != 0; --s) {
