@@ -7,6 +7,7 @@
 #pragma once
 
 #include <autodiff/gemm.hpp>
+#include <autodiff/simd.hpp>
 #include <autodiff/tensor.hpp>
 #include <autodiff/tensor_reduce.hpp>
 
@@ -82,54 +83,11 @@ void check_anomaly(const Tape& tape, std::string_view op, std::string_view phase
 
 // ---- Elementwise kernels ------------------------------------------------------------------------
 // The loops that run a rule over arrays. Each loop is a lambda marked always_inline and handed to
-// run_kernel, which runs it as compiled for the baseline instruction set or, on x86-64 and for
-// arrays long enough to matter, as compiled again inside a function with the AVX2+FMA or AVX-512
-// target attribute, whichever the CPU has. The rule's formula (rules.hpp, vmath.hpp) is inlined
+// run_kernel (simd.hpp), which runs it as compiled for the baseline instruction set or, on x86-64
+// and for arrays long enough to matter, as compiled again inside a function with the AVX2+FMA or
+// AVX-512 target attribute, whichever the CPU has. The rule's formula (rules.hpp, vmath.hpp) is inlined
 // into each: one definition, several instruction sets. The wider builds may fuse a multiply and
 // an add into one FMA, so float results can differ between CPUs in the last bit.
-
-/// Instruction sets the elementwise kernels are compiled for.
-enum class SimdLevel : std::uint8_t { baseline, avx2, avx512 };
-/// The widest level this CPU runs (AVX2 needs FMA too; AVX-512 means F, DQ, VL and BW).
-SimdLevel max_simd_level() noexcept;
-/// The level in use: max_simd_level(), lowered by TAPEGRAD_SIMD=baseline|avx2|avx512 in the
-/// environment (read at the first call; another value throws tg::ValueError naming it).
-SimdLevel simd_level();
-/// For tests: the level to use from now on; throws tg::ValueError above max_simd_level().
-void set_simd_level(SimdLevel level);
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define TAPEGRAD_SIMD_DISPATCH 1
-template <class K>
-[[gnu::target("avx2,fma")]] void run_avx2(const K& kernel) {
-  kernel();
-}
-template <class K>
-[[gnu::target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]] void run_avx512(const K& kernel) {
-  kernel();
-}
-#else
-#define TAPEGRAD_SIMD_DISPATCH 0
-#endif
-
-/// Below this many elements a loop runs inline, for the baseline instruction set: the call and
-/// the level check would cost more than wider vectors save.
-inline constexpr std::int64_t kDispatchMin = 256;
-
-/// Runs `kernel` (a loop over n elements) for the widest instruction set in use.
-template <class K>
-inline void run_kernel(std::int64_t n, const K& kernel) {
-#if TAPEGRAD_SIMD_DISPATCH
-  if (n >= kDispatchMin) {
-    switch (simd_level()) {
-      case SimdLevel::avx512: run_avx512(kernel); return;
-      case SimdLevel::avx2: run_avx2(kernel); return;
-      case SimdLevel::baseline: break;
-    }
-  }
-#endif
-  kernel();
-}
 
 /// How a backward loop writes a gradient: not at all (the operand takes none), = (the buffer was
 /// handed out unzeroed, see Tensor::grad_target(tape, overwrite)) or +=.

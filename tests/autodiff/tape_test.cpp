@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "support/expect_ad.hpp"
+#include "support/simd_level.hpp"
 
 using tg::Var;
 using tgtest::tape_error_message;
@@ -187,6 +188,43 @@ TEST_CASE("gradient of chosen inputs: any order, unused inputs and constants get
   REQUIRE(du == 0.0);
   REQUIRE(dc == 0.0);
   REQUIRE(tg::gradient(f, y)[0] == 2.0);
+}
+
+TEST_CASE("gradient checks its inputs and finds where to stop at every instruction set",
+          "[autodiff][tape]") {
+  // 1,001 inputs (past the dispatch threshold, not a multiple of any vector width): the check pass
+  // runs as compiled for each instruction set the CPU has (autodiff/simd.hpp).
+  for (const tg::detail::SimdLevel level : tgtest::simd_levels()) {
+    const tgtest::SimdLevelScope use(level);
+    INFO("simd level " << static_cast<int>(level));
+    tg::Tape tape;
+    tg::TapeScope active(tape);
+    std::vector<double> values(1001);
+    for (std::size_t k = 0; k < values.size(); ++k) values[k] = 0.001 * static_cast<double>(k);
+    // A prefix of statements below the inputs: the sweep stops above it.
+    const Var p = 2.0;
+    Var prefix = p;
+    for (int k = 0; k < 10; ++k) prefix = prefix * 1.5;
+    std::vector<Var> xs = tg::inputs(values);
+    Var f = prefix;
+    for (const Var& x : xs) f += x * x;
+    xs[500] = Var::constant(4.0);  // a constant among the inputs: gradient 0
+    const std::vector<double> g = tg::gradient(f, xs);
+    for (std::size_t k = 0; k < xs.size(); ++k) {
+      if (g[k] != (k == 500 ? 0.0 : 2.0 * values[k])) FAIL("input " << k << ": " << g[k]);
+    }
+    REQUIRE(xs[1].grad() == 2.0 * values[1]);  // grad() reads what the sweep left
+    REQUIRE_THROWS_AS(p.grad(), tg::TapeError);  // below the stop
+
+    // The same inputs with one from an earlier recording among them.
+    const Var stale = xs[700];
+    tape.reset();
+    std::vector<Var> ys = tg::inputs(values);
+    Var h = 0.0;
+    for (const Var& y : ys) h += y;
+    ys[700] = stale;
+    REQUIRE_THROWS_AS(tg::gradient(h, ys), tg::TapeError);
+  }
 }
 
 TEST_CASE("tg::inputs records one input per value, as constructing each Var would",

@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "support/simd_level.hpp"
+
 namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
@@ -125,25 +127,6 @@ namespace {
 
 using tg::detail::SimdLevel;
 
-std::vector<SimdLevel> levels() {
-  std::vector<SimdLevel> out = {SimdLevel::baseline};
-  if (tg::detail::max_simd_level() >= SimdLevel::avx2) out.push_back(SimdLevel::avx2);
-  if (tg::detail::max_simd_level() >= SimdLevel::avx512) out.push_back(SimdLevel::avx512);
-  return out;
-}
-
-/// Uses a SIMD level for a scope.
-class Level {
- public:
-  explicit Level(SimdLevel l) : previous_(tg::detail::simd_level()) { tg::detail::set_simd_level(l); }
-  ~Level() { tg::detail::set_simd_level(previous_); }
-  Level(const Level&) = delete;
-  Level& operator=(const Level&) = delete;
-
- private:
-  SimdLevel previous_;
-};
-
 /// 1,000 floats (past the dispatch threshold, not a multiple of any vector width): a spread over
 /// [-12, 12], exact zeros and negative zeros, kinks of clamp, infinities, a NaN, subnormal inputs.
 std::vector<float> inputs() {
@@ -174,9 +157,9 @@ void check_unary_rule(const std::string& name, const R& rule, float rel) {
   // The incoming gradient: 1 everywhere except some larger values, so d is checked, not only 1*d.
   std::vector<float> seed(xs.size());
   for (std::size_t i = 0; i < seed.size(); ++i) seed[i] = 1.0f + static_cast<float>(i % 7);
-  for (SimdLevel level : levels()) {
+  for (SimdLevel level : tgtest::simd_levels()) {
     INFO(fmt::format("{} at level {}", name, static_cast<int>(level)));
-    const Level use(level);
+    const tgtest::SimdLevelScope use(level);
     tg::Tape tape;
     tg::TapeScope scope(tape);
     const tg::Tensor x = tg::Tensor::from_values(std::span<const float>(xs), tg::Shape{n}).requires_grad();
@@ -228,10 +211,10 @@ void check_binary_rule(const std::string& name, const R& rule) {
   const std::vector<float> xs = inputs();
   std::vector<float> zs(xs.rbegin(), xs.rend());
   const auto n = static_cast<std::int64_t>(xs.size());
-  for (SimdLevel level : levels()) {
+  for (SimdLevel level : tgtest::simd_levels()) {
     for (int layout = 0; layout < 5; ++layout) {
       INFO(fmt::format("{} at level {}, layout {}", name, static_cast<int>(level), layout));
-      const Level use(level);
+      const tgtest::SimdLevelScope use(level);
       tg::Tape tape;
       tg::TapeScope scope(tape);
       const float c = 0.5f;
@@ -315,9 +298,9 @@ TEST_CASE("kernels: a row broadcast over a batch (a bias) gives the generic broa
   // both gradients (the row's a column sum).
   const std::int64_t rows = 5;
   const std::int64_t w = 300;  // past the dispatch threshold
-  for (SimdLevel level : levels()) {
+  for (SimdLevel level : tgtest::simd_levels()) {
     INFO(fmt::format("level {}", static_cast<int>(level)));
-    const Level use(level);
+    const tgtest::SimdLevelScope use(level);
     for (int order = 0; order < 2; ++order) {
       INFO(fmt::format("order {}", order));
       tg::Tensor full = tg::Tensor::randn(tg::Shape{rows, w}, 31).requires_grad();
