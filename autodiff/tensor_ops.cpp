@@ -1,11 +1,7 @@
 #include <autodiff/tensor_ops.hpp>
 
-#include <autodiff/gemm.hpp>
-
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <string_view>
 
 namespace tg {
