@@ -85,8 +85,8 @@ void check_anomaly(const Tape& tape, std::string_view op, std::string_view phase
 // The loops that run a rule over arrays. Each loop is a lambda marked always_inline and handed to
 // run_kernel (simd.hpp), which runs it as compiled for the baseline instruction set or, on x86-64
 // and for arrays long enough to matter, as compiled again inside a function with the AVX2+FMA or
-// AVX-512 target attribute, whichever the CPU has. The rule's formula (rules.hpp, vmath.hpp) is inlined
-// into each: one definition, several instruction sets. The wider builds may fuse a multiply and
+// AVX-512 target attribute, whichever the CPU has. The rule's formula (rules.hpp, vmath.hpp) is
+// inlined into each: one definition, several instruction sets. The wider builds may fuse a multiply and
 // an add into one FMA, so float results can differ between CPUs in the last bit.
 
 /// How a backward loop writes a gradient: not at all (the operand takes none), = (the buffer was
