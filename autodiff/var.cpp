@@ -36,27 +36,31 @@ namespace detail {
 // Records one statement over the active operands of xs with partial ws[k] (1 when ws is empty).
 Var record_linear(std::string_view name, std::span<const Var> xs, std::span<const double> ws) {
   Tape& t = active_tape();
-  double y = 0.0;
-  for (std::size_t k = 0; k < xs.size(); ++k) y += ws.empty() ? xs[k].value() : xs[k].value() * ws[k];
-  if (!t.recording()) return Var::constant(y);
   std::size_t active = 0;
   for (const Var& x : xs) {
     if (x.is_constant()) continue;
-    t.check_epoch(x.epoch(), name);
-    x.share();  // the new statement names it too: it is no longer the only handle
+    t.check_epoch(x.epoch(), name);  // in every mode, NoGrad included (see Recorder::record_slow)
     ++active;
   }
-  if (active == 0) return Var::constant(y);
+  double y = 0.0;
+  for (std::size_t k = 0; k < xs.size(); ++k) y += ws.empty() ? xs[k].value() : xs[k].value() * ws[k];
+  if (t.anomaly() && !std::isfinite(y)) [[unlikely]] {
+    // As for every primitive: blamed only if its inputs (the weights too) are all finite.
+    const auto finite = [](double v) { return std::isfinite(v); };
+    if (std::ranges::all_of(xs, finite, &Var::value) && std::ranges::all_of(ws, finite)) {
+      t.report_anomaly(name, "forward",
+                       fmt::format("value {} from {} finite input(s)", y, xs.size()));
+    }
+  }
+  if (!t.recording() || active == 0) return Var::constant(y);
+  for (const Var& x : xs) x.share();  // the new statement names it too: no longer the only handle
   // Operands go straight into the statement stream: no scratch buffers.
   Tape::StatementWriter w = t.begin_statement(active);
   for (std::size_t k = 0; k < xs.size(); ++k) {
     if (!xs[k].is_constant()) w.put(xs[k].index(), ws.empty() ? 1.0 : ws[k]);
   }
   const Index i = w.finish();
-  if (t.anomaly()) [[unlikely]] {
-    if (!std::isfinite(y)) t.report_anomaly(name, "forward", fmt::format("value {}", y));
-    t.name_last_statement(name);
-  }
+  if (t.anomaly()) [[unlikely]] t.name_last_statement(name);
   return Var::make_fresh(y, i, t.epoch());
 }
 }  // namespace detail

@@ -279,9 +279,12 @@ struct Recorder {
   using RuleArg =
       std::conditional_t<std::is_trivially_copyable_v<R> && sizeof(R) <= 16, R, const R&>;
 
+  // A stale, foreign or moved-from operand throws in every mode, NoGrad included: a Var's
+  // recording is checked wherever it is used, not only where it would be recorded.
   template <class R>
   [[gnu::noinline]] static VarFields record_slow(RuleArg<R> rule, VarFields a) {
     Tape& t = active_tape();
+    if (a.index != 0) t.check_epoch_bits(a.bits, R::name);
     const double x = a.value;
     const double y = rule.value(x);
     if (t.anomaly()) check_forward1(t, rule, y, x);
@@ -289,7 +292,6 @@ struct Recorder {
       note_branch1(t, rule, x);
       return {y, 0, 0};
     }
-    t.check_epoch_bits(a.bits, R::name);
     const Index i = t.push(a.index, rule.derivative(x, y));
     note_kink1(t, rule, x);
     t.name_last_statement(R::name);
@@ -299,6 +301,10 @@ struct Recorder {
   template <class R>
   [[gnu::noinline]] static VarFields record_slow(RuleArg<R> rule, VarFields a, VarFields b) {
     Tape& t = active_tape();
+    const bool ca = a.index == 0;
+    const bool cb = b.index == 0;
+    if (!ca) t.check_epoch_bits(a.bits, R::name);
+    if (!cb) t.check_epoch_bits(b.bits, R::name);
     const double x1 = a.value;
     const double x2 = b.value;
     const double y = rule.value(x1, x2);
@@ -306,14 +312,10 @@ struct Recorder {
       const double in[2] = {x1, x2};
       t.check_forward(R::name, y, in);
     }
-    const bool ca = a.index == 0;
-    const bool cb = b.index == 0;
     if ((ca && cb) || !t.recording()) {
       if constexpr (KinkedRule<R>) t.note_branch(R::kink, rule.side(x1, x2));
       return {y, 0, 0};
     }
-    if (!ca) t.check_epoch_bits(a.bits, R::name);
-    if (!cb) t.check_epoch_bits(b.bits, R::name);
     const std::array<double, 2> d = rule.derivatives(x1, x2, y);
     const Index i = ca ? t.push(b.index, d[1])
                     : cb ? t.push(a.index, d[0])

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
@@ -365,6 +366,39 @@ TEST_CASE("a Var used after its tape was reset throws TapeError, never reads gar
                Catch::StartsWith("gradient (input):"));
 }
 
+TEST_CASE("under NoGrad a stale, foreign or moved-from Var throws as it does when recording",
+          "[autodiff][tape]") {
+  Var foreign;
+  std::thread([&] { foreign = Var(2.0) * 3.0; }).join();
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var stale = Var(2.0) * 3.0;
+  tape.reset();
+  Var moved_from = Var(1.0) * 2.0;  // fresh: a move hands its statement over
+  const Var owner = std::move(moved_from);
+  const Var x = 1.0;
+  const std::size_t recorded = tape.size();
+  tg::NoGrad no_grad;
+  for (const Var& bad : {stale, foreign}) {
+    REQUIRE_THAT(tape_error_message([&] { (void)tg::exp(bad); }), Catch::StartsWith("exp:"));
+    REQUIRE_THAT(tape_error_message([&] { (void)(bad * x); }), Catch::StartsWith("mul:"));
+    REQUIRE_THAT(tape_error_message([&] { (void)(x - bad); }), Catch::StartsWith("sub:"));
+    REQUIRE_THAT(tape_error_message([&] { (void)(bad + 1.0); }), Catch::StartsWith("add:"));
+    REQUIRE_THAT(tape_error_message([&] { (void)tg::max(bad, Var::constant(0.0)); }),
+                 Catch::StartsWith("max:"));
+    const std::array<Var, 2> xs{x, bad};
+    REQUIRE_THAT(tape_error_message([&] { (void)tg::sum(xs); }), Catch::StartsWith("sum:"));
+    REQUIRE_THAT(tape_error_message([&] { (void)tg::dot(xs, std::array{1.0, 2.0}); }),
+                 Catch::StartsWith("dot:"));
+  }
+  REQUIRE_THAT(tape_error_message([&] { (void)(moved_from * 2.0); }),
+               Catch::StartsWith("mul:") && Catch::Contains("moved from"));
+  // Valid operands and constants still work, and nothing is recorded.
+  REQUIRE((tg::exp(x) * owner + Var::constant(1.0)).value() == std::exp(1.0) * 2.0 + 1.0);
+  REQUIRE(tg::sum(std::array{x, owner, Var::constant(4.0)}).value() == 7.0);
+  REQUIRE(tape.size() == recorded);
+}
+
 TEST_CASE("a Var recorded on another thread's tape throws TapeError", "[autodiff][tape]") {
   Var foreign;
   std::thread([&] { foreign = Var(2.0) * 3.0; }).join();
@@ -418,6 +452,24 @@ TEST_CASE("anomaly mode blames only the first primitive: a NaN input is not repo
   const Var y = tg::log(Var(-1.0));  // NaN, recorded outside anomaly mode
   tg::DetectAnomaly anomaly;
   REQUIRE(std::isnan(tg::exp(y).value()));
+}
+
+TEST_CASE("anomaly mode: sum and dot blame a non-finite value only when their inputs are finite",
+          "[autodiff][tape][anomaly]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const double big = std::numeric_limits<double>::max();
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::array<Var, 2> overflow{Var(big), Var(big)};
+  const std::array<Var, 2> with_inf{Var(inf), Var(1.0)};
+  tg::DetectAnomaly anomaly;
+  REQUIRE_THROWS_WITH(tg::sum(overflow), Catch::Contains("'sum'") && Catch::Contains("forward"));
+  REQUIRE_THROWS_WITH(tg::dot(std::array{Var(big), Var(2.0)}, std::array{2.0, 1.0}),
+                      Catch::Contains("'dot'") && Catch::Contains("forward"));
+  // An infinite input or weight came from elsewhere: not sum's or dot's doing.
+  REQUIRE(std::isinf(tg::sum(with_inf).value()));
+  REQUIRE(std::isinf(tg::dot(std::array{Var(1.0), Var(2.0)}, std::array{inf, 1.0}).value()));
+  REQUIRE(tg::sum(std::array{Var(1.0), Var(2.0)}).value() == 3.0);
 }
 
 // ---- User primitives ----------------------------------------------------------------------------
