@@ -39,9 +39,9 @@ namespace detail {
 GradcheckReport gradcheck_core(std::span<const double> x, std::span<const double> ad,
                                const std::function<Probe(std::span<const double>)>& eval,
                                const GradcheckOptions& o) {
-  if (!(o.step > 0) || !(o.rtol >= 0) || !(o.atol >= 0)) {
-    throw ValueError(fmt::format("gradcheck: step must be > 0 and tolerances >= 0, got step {}, "
-                                 "rtol {}, atol {}",
+  if (!(o.step > 0) || !std::isfinite(o.step) || !(o.rtol >= 0) || !(o.atol >= 0)) {
+    throw ValueError(fmt::format("gradcheck: step must be finite and > 0 and tolerances >= 0, got "
+                                 "step {}, rtol {}, atol {}",
                                  o.step, o.rtol, o.atol));
   }
   if (x.size() != ad.size()) {

@@ -109,11 +109,24 @@ Index Tape::push(std::span<const Index> operands, std::span<const double> partia
     throw ValueError(fmt::format("Tape::push: {} operands but {} partials", operands.size(),
                                  partials.size()));
   }
+  for (const Index a : operands) check_operand(a);
   StatementWriter w = begin_statement(operands.size());
   for (std::size_t k = 0; k < operands.size(); ++k) {
     if (operands[k] != 0) w.put(operands[k], partials[k]);
   }
   return w.finish();
+}
+
+void Tape::throw_bad_operand(Index a) const {
+  throw ValueError(fmt::format("Tape::push: operand {} is not a variable of this recording yet "
+                               "(it has {}); a statement reads earlier variables only",
+                               a, counts_.size()));
+}
+
+void Tape::throw_bad_adjoint(Index i) const {
+  throw TapeError(fmt::format("add_adjoint: variable {} is above the sweep's output {}: a backward "
+                              "closure adds to variables recorded before it",
+                              i, adjoints_.size() - 1));
 }
 
 void Tape::add_callback(const Callback& c) {
@@ -216,7 +229,9 @@ std::size_t Tape::sweep_statements(Index from, Index down_to, std::size_t end) {
     for (; s > std::size_t{down_to} + 2 && e != 0; --s) {
       const std::size_t n = counts[s];
       const std::size_t b = e - n;
-      if (n > kShort) [[unlikely]] {
+      if (a == 0.0) {
+        // Nothing to hand down (see sweep()).
+      } else if (n > kShort) [[unlikely]] {
         adj[s - 1] = r1;
         adj[s - 2] = r2;
         adj[h2] = v2;
@@ -275,7 +290,9 @@ std::size_t Tape::sweep_statements(Index from, Index down_to, std::size_t end) {
   for (; s > down_to && e != 0; --s) {
     const double a = adj[s];
     const std::size_t b = e - counts[s];
-    for (std::size_t k = b; k != e; ++k) adj[static_cast<std::size_t>(ops[k])] += d[k] * a;
+    if (a != 0.0) {
+      for (std::size_t k = b; k != e; ++k) adj[static_cast<std::size_t>(ops[k])] += d[k] * a;
+    }
     e = b;
   }
   return e;
@@ -287,6 +304,10 @@ std::size_t Tape::sweep_statements_checked(Index from, Index down_to, std::size_
   for (Index s = from; s > down_to; --s) {
     const double a = adjoints_[s];
     const std::size_t b = end - counts_[s];
+    if (a == 0.0) {  // nothing to hand down (see sweep())
+      end = b;
+      continue;
+    }
     for (std::size_t k = b; k < end; ++k) {
       const auto j = static_cast<std::size_t>(ops[k]);
       const double contribution = d[k] * a;
@@ -314,13 +335,17 @@ void Tape::sweep(Index output, double seed, Index stop) {
   std::memset(adjoints_.data(), 0, adjoints_.size() * sizeof(double));
   adjoints_[output] = seed;
   ++sweep_id_;
-  swept_epoch_ = epoch_;
-  swept_from_ = output;
-  swept_stop_ = stop;
+  // grad() reads this sweep's adjoints only once it has finished: a closure or anomaly mode may
+  // throw halfway, and the adjoints of the previous sweep are gone already.
+  swept_epoch_ = 0;
   // Statements a sweep has seen are not fused into afterwards: a Var recorded later must get a new
   // index, whose grad() is 0 for this sweep, not the adjoint of the statement it rewrote.
   barrier_ = std::max(barrier_, output);
 
+  // A statement whose adjoint is 0 (the output does not depend on it) hands nothing down: not
+  // 0 * partial, which is NaN for an infinite partial (sqrt or log at 0 somewhere the output does
+  // not use would otherwise make the gradients NaN).
+  //
   // Closures recorded at positions <= output run, interleaved with the statements: a closure at
   // position p runs after statement p + 1 and before statement p.
   const Callback* cb = callbacks_.data();
@@ -358,13 +383,16 @@ void Tape::sweep(Index output, double seed, Index stop) {
     if (ev.scalar && (ev.position == stop || adjoints_[ev.position] == 0.0)) continue;
     kink_hits_[ev.kink] += ev.count;
   }
+  swept_epoch_ = epoch_;
+  swept_from_ = output;
+  swept_stop_ = stop;
 }
 
 double Tape::gradient_of(Index i, std::uint32_t epoch) const {
   check_epoch(epoch, "grad");
   if (swept_epoch_ != epoch_) {
-    throw TapeError("grad: no backward sweep has run on this recording yet; call backward() on "
-                    "the output first");
+    throw TapeError("grad: no backward sweep has run on this recording yet (or the last one threw "
+                    "before it finished); call backward() on the output first");
   }
   if (i != 0 && i < swept_stop_) {
     throw TapeError(fmt::format(
@@ -387,9 +415,10 @@ void Tape::check_forward(std::string_view name, double value, std::span<const do
   report_anomaly(name, "forward", fmt::format("value {} from finite input(s) ({})", value, args));
 }
 
-void Tape::name_last_statement(std::string_view name) {
-  anomaly_names_.push({top(), name}, kMaxIndex,
-                      &detail::throw_tape_full);
+void Tape::name_statements(Index first, std::string_view name) {
+  for (std::size_t s = first; s <= top(); ++s) {
+    anomaly_names_.push({static_cast<Index>(s), name}, kMaxIndex, &detail::throw_tape_full);
+  }
 }
 
 std::string_view Tape::statement_name(Index s) const {

@@ -7,9 +7,11 @@
 // is fused into that statement (its partials are composed by the chain rule) instead of recording a
 // statement of its own: see "Fused statements" in docs/design.md. Statement 0 is a sink for
 // constants. A backward sweep seeds the adjoint of one variable and walks the statements from there
-// down to 0 once, adding adjoint[i] * partial into each operand's adjoint: no recursion, no sort,
-// creation order is already a valid reverse order. Primitives that are not scalar (tensor operations, user closures) record a
-// backward closure at the current position; the sweep runs it when it passes that position.
+// down to 0 once, adding adjoint[i] * partial into each operand's adjoint (nothing for a statement
+// whose adjoint is 0, which the output does not depend on): no recursion, no sort, creation order
+// is already a valid reverse order. Primitives that are not scalar (tensor operations, user
+// closures) record a backward closure at the current position; the sweep runs it when it passes
+// that position.
 #pragma once
 
 #include <autodiff/buffer.hpp>
@@ -33,6 +35,7 @@ using Index = std::uint32_t;
 class Tape;
 
 namespace detail {
+struct Recorder;
 // This thread's active tape. Never null: until the thread first records, it points to
 // `unstarted_tape`, a shared tape that records nothing (not plain, not recording), so the hot path
 // of a primitive reads it without a test and takes its slow path, which starts the thread's tape.
@@ -93,23 +96,20 @@ class Tape {
     counts_.push_unchecked(0);
     return static_cast<Index>(i);
   }
-  /// Records a statement with one operand and returns its index.
-  [[gnu::always_inline]] Index push(Index a, double da) {
-    reserve_statement(1);
-    ops_.push_unchecked(a, da);
-    counts_.push_unchecked(1);
-    return top();
+  /// Records a statement with one operand and returns its index. Throws tg::ValueError unless the
+  /// operand is a variable recorded already (an index below size()).
+  Index push(Index a, double da) {
+    check_operand(a);
+    return append(a, da);
   }
-  /// Records a statement with two operands and returns its index.
-  [[gnu::always_inline]] Index push(Index a, double da, Index b, double db) {
-    reserve_statement(2);
-    ops_.push_unchecked(a, da);
-    ops_.push_unchecked(b, db);
-    counts_.push_unchecked(2);
-    return top();
+  /// Records a statement with two operands and returns its index (operands checked as above).
+  Index push(Index a, double da, Index b, double db) {
+    check_operand(a);
+    check_operand(b);
+    return append(a, da, b, db);
   }
   /// Records a statement with any number of operands (constants, index 0, are skipped) and returns
-  /// its index. Throws tg::ValueError if the sizes differ.
+  /// its index. Throws tg::ValueError if the sizes differ or an operand is not recorded yet.
   Index push(std::span<const Index> operands, std::span<const double> partials);
 
   /// Writes one statement of up to n operands straight into the stream: at most n put() calls, then
@@ -285,8 +285,12 @@ class Tape {
   /// The adjoints of the last sweep: variables 0 .. its output (for tg::gradient); entry 0, the
   /// constant sink, is 0.
   const double* adjoints() const noexcept { return adjoints_.data(); }
-  /// For backward closures: adds to the adjoint of an operand.
-  void add_adjoint(Index i, double v) noexcept { adjoints_[i] += v; }
+  /// For backward closures: adds to the adjoint of variable i, which must be below the closure's
+  /// position (else tg::TapeError: the sweep has no adjoint for it).
+  void add_adjoint(Index i, double v) {
+    if (i >= adjoints_.size()) [[unlikely]] throw_bad_adjoint(i);
+    adjoints_[i] += v;
+  }
   /// Gradient of the last sweep's output with respect to variable i (checks that a sweep ran and
   /// reached i).
   double gradient_of(Index i, std::uint32_t epoch) const;
@@ -304,7 +308,9 @@ class Tape {
   void check_forward(std::string_view name, double value, std::span<const double> inputs) const;
   /// Anomaly mode: remembers the name of the latest statement, so that a backward report can name
   /// it. `name` must have static storage (a primitive's name).
-  void name_last_statement(std::string_view name);
+  void name_last_statement(std::string_view name) { name_statements(top(), name); }
+  /// The same for statements first .. top() (a long sum that StatementWriter chained).
+  void name_statements(Index first, std::string_view name);
   /// Throws tg::AnomalyError naming the primitive, the phase ("forward" or "backward") and what.
   [[noreturn]] void report_anomaly(std::string_view name, std::string_view phase,
                                    std::string_view what) const;
@@ -330,6 +336,27 @@ class Tape {
     Index statement;
     std::string_view name;  // a primitive's static name
   };
+
+  friend struct detail::Recorder;  // records through append(): its operands come from live Vars
+  // push() without the check, for the primitives' hot path.
+  [[gnu::always_inline]] Index append(Index a, double da) {
+    reserve_statement(1);
+    ops_.push_unchecked(a, da);
+    counts_.push_unchecked(1);
+    return top();
+  }
+  [[gnu::always_inline]] Index append(Index a, double da, Index b, double db) {
+    reserve_statement(2);
+    ops_.push_unchecked(a, da);
+    ops_.push_unchecked(b, db);
+    counts_.push_unchecked(2);
+    return top();
+  }
+  void check_operand(Index a) const {
+    if (a >= counts_.size()) [[unlikely]] throw_bad_operand(a);
+  }
+  [[noreturn]] void throw_bad_operand(Index a) const;
+  [[noreturn]] void throw_bad_adjoint(Index i) const;
 
   // Room for one statement of n operands (or `statements` statements of n in all): one branch for
   // the two buffers of the stream, the growing out of line (this runs for every primitive recorded).

@@ -494,7 +494,7 @@ Var to_var(const Tensor& t) {
       *t.grad_target<double>(tp) += tp.adjoint(s);
     }
   });
-  return Var::recorded(value, s, tape.epoch());
+  return Var::recorded(value, s, tape);
 }
 
 Tensor from_vars(std::span<const Var> vars, const Shape& shape, Dtype dtype) {

@@ -27,6 +27,15 @@ void Var::backward() const {
   t.sweep(index());
 }
 
+Var Var::recorded(double value, Index index, const Tape& tape) {
+  if (index == 0 || index >= tape.size()) {
+    throw ValueError(fmt::format("Var::recorded: variable {} is not on this tape's recording "
+                                 "(variables 1 to {})",
+                                 index, tape.size() - 1));
+  }
+  return Var(value, index, tape.epoch());
+}
+
 double Var::grad() const {
   if (is_constant()) return 0.0;
   return active_tape().gradient_of(index(), epoch());
@@ -55,12 +64,13 @@ Var record_linear(std::string_view name, std::span<const Var> xs, std::span<cons
   if (!t.recording() || active == 0) return Var::constant(y);
   for (const Var& x : xs) x.share();  // the new statement names it too: no longer the only handle
   // Operands go straight into the statement stream: no scratch buffers.
+  const auto first = static_cast<Index>(t.size());  // the first statement written
   Tape::StatementWriter w = t.begin_statement(active);
   for (std::size_t k = 0; k < xs.size(); ++k) {
     if (!xs[k].is_constant()) w.put(xs[k].index(), ws.empty() ? 1.0 : ws[k]);
   }
   const Index i = w.finish();
-  if (t.anomaly()) [[unlikely]] t.name_last_statement(name);
+  if (t.anomaly()) [[unlikely]] t.name_statements(first, name);  // a long sum is several
   return Var::make_fresh(y, i, t.epoch());
 }
 }  // namespace detail
@@ -129,11 +139,14 @@ void gradient(const Var& f, std::span<const Var> xs, std::span<double> out) {
   if (xs.size() != out.size()) {
     throw ShapeError(fmt::format("gradient: {} inputs but room for {} results", xs.size(), out.size()));
   }
+  Tape& t = active_tape();
   if (f.is_constant()) {
+    for (const Var& x : xs) {  // the inputs are checked all the same
+      if (!x.is_constant()) t.check_epoch(x.epoch(), "gradient (input)");
+    }
     std::fill(out.begin(), out.end(), 0.0);
     return;
   }
-  Tape& t = active_tape();
   t.check_epoch(f.epoch(), "gradient (output)");
   // One pass checks the inputs and finds the lowest, where the sweep may stop; a second reads the
   // adjoints. Both without branches: a constant reads adjoint 0, the constant sink, which the

@@ -77,12 +77,11 @@ class Var {
 
   /// A constant: takes part in computations, never gets a gradient, valid on every tape.
   static constexpr Var constant(double value) noexcept { return Var(value, 0, 0); }
-  /// A Var for variable `index` recorded on the active tape (by a primitive of your own, with
-  /// Tape::push or a closure; see docs/guide.md). Not fresh: nothing is ever fused into it. Do not
-  /// make one for the index of a Var that may still be fresh: that Var's statement may be rewritten.
-  static constexpr Var recorded(double value, Index index, std::uint32_t epoch) noexcept {
-    return Var(value, index, epoch);
-  }
+  /// A Var for variable `index` recorded on `tape` (by a primitive of your own, with Tape::push or
+  /// a closure; see docs/guide.md). Not fresh: nothing is ever fused into it. Do not make one for
+  /// the index of a Var that may still be fresh: that Var's statement may be rewritten. Throws
+  /// tg::ValueError unless `index` is a variable of the tape's recording (0 < index < size()).
+  static Var recorded(double value, Index index, const Tape& tape);
 
   constexpr double value() const noexcept { return value_; }
   constexpr bool is_constant() const noexcept { return tag_.index == 0; }
@@ -292,7 +291,7 @@ struct Recorder {
       note_branch1(t, rule, x);
       return {y, 0, 0};
     }
-    const Index i = t.push(a.index, rule.derivative(x, y));
+    const Index i = t.append(a.index, rule.derivative(x, y));
     note_kink1(t, rule, x);
     t.name_last_statement(R::name);
     return {y, i, t.epoch()};
@@ -317,9 +316,9 @@ struct Recorder {
       return {y, 0, 0};
     }
     const std::array<double, 2> d = rule.derivatives(x1, x2, y);
-    const Index i = ca ? t.push(b.index, d[1])
-                    : cb ? t.push(a.index, d[0])
-                         : t.push(a.index, d[0], b.index, d[1]);
+    const Index i = ca ? t.append(b.index, d[1])
+                    : cb ? t.append(a.index, d[0])
+                         : t.append(a.index, d[0], b.index, d[1]);
     detail::note_kink(t, rule, x1, x2);
     t.name_last_statement(R::name);
     return {y, i, t.epoch()};
@@ -374,7 +373,7 @@ struct Recorder {
   [[gnu::always_inline]] static Index record1(Tape& t, const R& rule, VarFields a, double x,
                                               double y) {
     const double d = rule.derivative(x, y);
-    const Index i = fresh(a.bits) && t.fuse(a.index, d) ? a.index : t.push(a.index, d);
+    const Index i = fresh(a.bits) && t.fuse(a.index, d) ? a.index : t.append(a.index, d);
     note_kink1(t, rule, x);  // after the push: the kink event sits at statement i
     return i;
   }
@@ -395,14 +394,14 @@ struct Recorder {
         // The same variable on both sides (x * x): one operand with the two partials added, if
         // that is exact (see Tape::scale_exactly).
         const double sum = d[0] + d[1];
-        i = std::abs(sum) <= std::numeric_limits<double>::max() ? t.push(ia, sum)
-                                                                : t.push(ia, d[0], ib, d[1]);
+        i = std::abs(sum) <= std::numeric_limits<double>::max() ? t.append(ia, sum)
+                                                                : t.append(ia, d[0], ib, d[1]);
       } else if (fresh(b.bits) && t.fuse(ib, d[1], ia, d[0])) {
         i = ib;
       } else if (fresh(a.bits) && t.fuse(ia, d[0], ib, d[1])) {
         i = ia;
       } else {
-        i = t.push(ia, d[0], ib, d[1]);
+        i = t.append(ia, d[0], ib, d[1]);
       }
     }
     detail::note_kink(t, rule, x1, x2);  // after the push: the kink event sits at statement i

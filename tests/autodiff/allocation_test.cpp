@@ -29,7 +29,7 @@ double record_backward_reset(tg::Tape& tape, bool anomaly) {
   tape.record_backward([from = g.index(), out, captured](tg::Tape& t) {
     t.add_adjoint(from, captured[0] * t.adjoint(out));
   });
-  g = tg::Var::recorded(2.0 * g.value(), out, tape.epoch()) + tg::sum(terms);
+  g = tg::Var::recorded(2.0 * g.value(), out, tape) + tg::sum(terms);
   const auto [dx, dy] = tg::gradient(g, x, y);
   g.backward();
   const double total = dx + dy + x.grad() + y.grad() + zero.grad();

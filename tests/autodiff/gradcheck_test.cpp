@@ -102,7 +102,8 @@ TEST_CASE("gradcheck rejects invalid options and non-finite points with ValueErr
   const auto f = [](std::span<const Var> v) { return v[0] * v[0]; };
   for (const tg::GradcheckOptions bad :
        {tg::GradcheckOptions{.step = 0}, tg::GradcheckOptions{.step = -1e-6},
-        tg::GradcheckOptions{.step = kNaN}, tg::GradcheckOptions{.rtol = -1},
+        tg::GradcheckOptions{.step = kNaN}, tg::GradcheckOptions{.step = kInf},
+        tg::GradcheckOptions{.rtol = -1},
         tg::GradcheckOptions{.atol = kNaN}}) {
     CAPTURE(bad.step, bad.rtol, bad.atol);
     REQUIRE_THROWS_AS(tg::gradcheck(f, x, bad), tg::ValueError);

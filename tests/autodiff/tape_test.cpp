@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,6 +39,43 @@ TEST_CASE("a shared subexpression used twice gets both contributions", "[autodif
   REQUIRE(tg::gradient(g, x)[0] == 27.0);
 }
 
+TEST_CASE("a value the output does not use hands down nothing, even with an infinite derivative",
+          "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var z = 0.0;
+  const Var x = 3.0;
+  const Var unused = tg::sqrt(z);  // derivative +inf at 0; 0 * inf would be NaN
+  const Var f = x * x;
+  const auto [dz, dx] = tg::gradient(f, z, x);
+  REQUIRE(dz == 0.0);
+  REQUIRE(dx == 6.0);
+  REQUIRE(std::isinf(tg::gradient(unused, z)[0]));  // where it is used, +inf as std:: math says
+
+  // Below the unused statement sits one the output does depend on: its adjoint stays exact.
+  const Var t = x * x;
+  const Var dead = tg::log(t - t);  // log(0): derivative 1/0
+  const Var g = 2.0 * t;
+  REQUIRE(tg::gradient(g, x)[0] == 12.0);
+  g.backward();
+  REQUIRE(x.grad() == 12.0);
+  REQUIRE(dead.grad() == 0.0);
+  {
+    tg::DetectAnomaly anomaly;  // nothing non-finite reaches an adjoint: no anomaly either
+    const Var h = 2.0 * t;
+    h.backward();
+    REQUIRE(x.grad() == 12.0);
+  }
+
+  // The same through the sweep's other paths: a long statement (a sum) whose adjoint is 0, and a
+  // statement with a zero adjoint above a chain.
+  std::vector<Var> xs(10, x);
+  const Var long_dead = tg::sum(xs) * tg::log(Var::constant(0.0) * x);
+  const Var k = x * 5.0;
+  REQUIRE(tg::gradient(k, x)[0] == 5.0);
+  (void)long_dead;
+}
+
 TEST_CASE("a chain of 10 million operations differentiates without overflowing the stack",
           "[autodiff][tape][slow]") {
   tg::Tape tape;
@@ -57,8 +95,9 @@ namespace {
 // A random recording written statement by statement with Tape::push, and the same statements kept
 // here, to sweep them with the plain loop of the definition: adjoint[j] += partial * adjoint[s] for
 // each operand of each statement, from the top down to `stop`, each closure run at its position.
-// The tape's sweep keeps some adjoints in registers (docs/design.md, "The reverse sweep"); it must
-// add the same contributions in the same order, so every adjoint agrees bit for bit.
+// (A statement whose adjoint is 0 hands nothing down.) The tape's sweep keeps some adjoints in
+// registers (docs/design.md, "The reverse sweep"); it must add the same contributions in the same
+// order, so every adjoint agrees bit for bit.
 struct RandomRecording {
   struct Statement {
     std::vector<tg::Index> operands;
@@ -77,6 +116,7 @@ struct RandomRecording {
       }
       if (s <= stop) break;
       const Statement& st = statements[s];
+      if (adj[s] == 0.0) continue;  // nothing to hand down (Tape::sweep)
       for (std::size_t k = 0; k < st.operands.size(); ++k) {
         adj[st.operands[k]] += st.partials[k] * adj[s];
       }
@@ -410,6 +450,72 @@ TEST_CASE("a Var recorded on another thread's tape throws TapeError", "[autodiff
   REQUIRE_THAT(tape_error_message([&] { (void)foreign.grad(); }), Catch::StartsWith("grad:"));
 }
 
+TEST_CASE("a sweep that throws halfway leaves no gradients to read", "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 2.0;
+  const Var z = 0.0;
+  const Var a = x * x;
+  const Var b = tg::sqrt(z);
+  const Var c = b + a;
+  c.backward();
+  REQUIRE(x.grad() == 4.0);
+  {
+    tg::DetectAnomaly anomaly;  // sqrt's infinite derivative reaches z: an anomaly
+    REQUIRE_THROWS_AS(c.backward(), tg::AnomalyError);
+  }
+  REQUIRE_THAT(tape_error_message([&] { (void)x.grad(); }),
+               Catch::Contains("no backward sweep") && Catch::Contains("threw"));
+  // A closure that throws does the same.
+  const Var d = c * 3.0;
+  tape.record_backward([](tg::Tape&) { throw std::runtime_error("closure failed"); });
+  const Var e = d + 1.0;
+  REQUIRE_THROWS_AS(e.backward(), std::runtime_error);
+  REQUIRE_THROWS_AS(x.grad(), tg::TapeError);
+  // A sweep that finishes makes them readable again.
+  c.backward();
+  REQUIRE(x.grad() == 4.0);
+}
+
+TEST_CASE("indices from outside the tape are checked: Tape::push, Var::recorded, add_adjoint",
+          "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 2.0;
+  const tg::Index next = static_cast<tg::Index>(tape.size());  // not recorded yet
+  const std::size_t recorded = tape.size();
+  REQUIRE_THROWS_WITH(tape.push(next, 1.0),
+                      Catch::StartsWith("Tape::push: operand") && Catch::Contains("not a variable"));
+  REQUIRE_THROWS_AS(tape.push(x.index(), 1.0, next + 5, 1.0), tg::ValueError);
+  const std::array<tg::Index, 2> operands{x.index(), 1000};
+  const std::array<double, 2> partials{1.0, 1.0};
+  REQUIRE_THROWS_AS(tape.push(operands, partials), tg::ValueError);
+  REQUIRE(tape.size() == recorded);  // nothing half-written
+
+  REQUIRE_THROWS_WITH(Var::recorded(1.0, 1000, tape), Catch::StartsWith("Var::recorded:"));
+  REQUIRE_THROWS_AS(Var::recorded(1.0, 0, tape), tg::ValueError);
+  const tg::Index y = tape.push(x.index(), 3.0);
+  const Var vy = Var::recorded(6.0, y, tape);  // valid: y = 3x
+  REQUIRE(tg::gradient(vy * 2.0, x)[0] == 6.0);
+
+  // A closure that adds to a variable above the sweep's output has no adjoint to add to.
+  const tg::Index out = tape.push_input();
+  tape.record_backward([out](tg::Tape& t) { t.add_adjoint(out + 5, t.adjoint(out)); });
+  const Var f = Var::recorded(1.0, out, tape) * 2.0;
+  REQUIRE_THROWS_WITH(f.backward(), Catch::StartsWith("add_adjoint:"));
+}
+
+TEST_CASE("tg::gradient of a constant output still checks its inputs", "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var stale = 1.0;
+  tape.reset();
+  const Var x = 2.0;
+  REQUIRE(tg::gradient(Var::constant(3.0), x, Var::constant(1.0)) == std::array{0.0, 0.0});
+  REQUIRE_THAT(tape_error_message([&] { (void)tg::gradient(Var::constant(3.0), x, stale); }),
+               Catch::StartsWith("gradient (input):"));
+}
+
 TEST_CASE("grad() before any backward sweep throws TapeError", "[autodiff][tape]") {
   tg::Tape tape;
   tg::TapeScope active(tape);
@@ -452,6 +558,21 @@ TEST_CASE("anomaly mode blames only the first primitive: a NaN input is not repo
   const Var y = tg::log(Var(-1.0));  // NaN, recorded outside anomaly mode
   tg::DetectAnomaly anomaly;
   REQUIRE(std::isnan(tg::exp(y).value()));
+}
+
+TEST_CASE("anomaly mode names every statement of a sum longer than one statement holds",
+          "[autodiff][tape][anomaly]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const std::size_t n = tg::Tape::kMaxStatementOperands + 10;  // two chained statements
+  std::vector<Var> xs;
+  for (std::size_t k = 0; k < n; ++k) xs.emplace_back(0.0);
+  std::vector<double> ws(n, 1.0);
+  ws[5] = std::numeric_limits<double>::infinity();  // in the first statement; forward 0 * inf = NaN
+  tg::DetectAnomaly anomaly;
+  const Var f = tg::dot(xs, ws) * 1.0;
+  REQUIRE(std::isnan(f.value()));  // an infinite weight is an input: no forward report
+  REQUIRE_THROWS_WITH(f.backward(), Catch::Contains("'dot'") && Catch::Contains("backward"));
 }
 
 TEST_CASE("anomaly mode: sum and dot blame a non-finite value only when their inputs are finite",
@@ -526,7 +647,7 @@ Var triple(const Var& a, int& runs) {
     ++runs;
     tape.add_adjoint(from, 3.0 * tape.adjoint(out));
   });
-  return Var::recorded(3.0 * a.value(), out, t.epoch());
+  return Var::recorded(3.0 * a.value(), out, t);
 }
 }  // namespace
 
