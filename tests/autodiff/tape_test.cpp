@@ -67,8 +67,8 @@ TEST_CASE("a value the output does not use hands down nothing, even with an infi
     REQUIRE(x.grad() == 12.0);
   }
 
-  // The same through the sweep's other paths: a long statement (a sum) whose adjoint is 0, and a
-  // statement with a zero adjoint above a chain.
+  // The same through the sweep's path for long statements: an unused product whose partial on a
+  // sum of 10 operands is log(0) = -inf; the sum's adjoint stays 0 and its operands get nothing.
   std::vector<Var> xs(10, x);
   const Var long_dead = tg::sum(xs) * tg::log(Var::constant(0.0) * x);
   const Var k = x * 5.0;
