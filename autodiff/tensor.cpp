@@ -488,10 +488,15 @@ Var to_var(const Tensor& t) {
   if (!t.has_grad() || !tape.recording()) return Var::constant(value);
   const Index s = tape.push_input();
   tape.record_backward([t, s](Tape& tp) {
+    // As a scalar statement: an adjoint of 0 (the output does not use this Var) hands nothing
+    // down, so the tensor is not reached and its backward, where 0 * an infinite derivative would
+    // be NaN, does not run.
+    const double a = tp.adjoint(s);
+    if (a == 0.0) return;
     if (t.dtype() == Dtype::f32) {
-      *t.grad_target<float>(tp) += static_cast<float>(tp.adjoint(s));
+      *t.grad_target<float>(tp) += static_cast<float>(a);
     } else {
-      *t.grad_target<double>(tp) += tp.adjoint(s);
+      *t.grad_target<double>(tp) += a;
     }
   });
   return Var::recorded(value, s, tape);

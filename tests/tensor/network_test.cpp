@@ -141,3 +141,16 @@ TEST_CASE("a Var loss from tensor reductions: one backward call reaches tensors 
   REQUIRE(y.value() == 11);
   REQUIRE(tg::gradient(y, v[0], v[1]) == std::array<double, 2>{3, 4});
 }
+
+TEST_CASE("a Var from a tensor that the output does not use hands nothing down to the tensor",
+          "[tensor][mixing]") {
+  tg::Tape tape;
+  tg::TapeScope scope(tape);
+  Tensor w = tgtest::f64({0.0, 1.0}, {2}).requires_grad();
+  const Var unused = tg::to_var(tg::sum(tg::sqrt(w)));  // sqrt'(0) = inf; 0 * inf would be NaN
+  const Var used = tg::to_var(tg::sum(w * 2.0));
+  const Var f = used * 3.0;
+  f.backward();
+  REQUIRE(w.grad().to_vector() == std::vector<double>{6.0, 6.0});
+  REQUIRE(unused.grad() == 0.0);
+}
