@@ -140,22 +140,19 @@ void gradient(const Var& f, std::span<const Var> xs, std::span<double> out) {
     throw ShapeError(fmt::format("gradient: {} inputs but room for {} results", xs.size(), out.size()));
   }
   Tape& t = active_tape();
-  if (f.is_constant()) {
-    for (const Var& x : xs) {  // the inputs are checked all the same
-      if (!x.is_constant()) t.check_epoch(x.epoch(), "gradient (input)");
-    }
-    std::fill(out.begin(), out.end(), 0.0);
-    return;
-  }
-  t.check_epoch(f.epoch(), "gradient (output)");
-  // One pass checks the inputs and finds the lowest, where the sweep may stop; a second reads the
-  // adjoints. Both without branches: a constant reads adjoint 0, the constant sink, which the
-  // sweep leaves at 0; so does an input recorded after f.
+  if (!f.is_constant()) t.check_epoch(f.epoch(), "gradient (output)");
+  // One pass checks the inputs (also for a constant f) and finds the lowest, where the sweep may
+  // stop; a second reads the adjoints. Both without branches: a constant reads adjoint 0, the
+  // constant sink, which the sweep leaves at 0; so does an input recorded after f.
   const auto [stale, low] = scan_inputs(xs, t.epoch(), f.index() - 1);
   if (stale != 0) {
     for (const Var& x : xs) {
       if (!x.is_constant()) t.check_epoch(x.epoch(), "gradient (input)");
     }
+  }
+  if (f.is_constant()) {
+    std::fill(out.begin(), out.end(), 0.0);
+    return;
   }
   t.sweep(f.index(), 1.0, low + 1);
   const Index last = f.index();
