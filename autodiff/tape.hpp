@@ -390,15 +390,31 @@ class Tape {
   // Scales the n partials that end at `end` by `scale` if that is exact and the statement is short
   // enough (a long product would rescale an ever longer statement), and returns true; else changes
   // nothing and returns false. One pass for the usual one-operand statement.
+  //
+  // A one-operand statement, the usual case, is tested by its product alone first: a product in
+  // the normal range of finite doubles is exact in that sense (and its scale finite). Only a zero,
+  // subnormal or non-finite product goes through the full test. A scale known to be 1 when this is
+  // inlined folds away.
   [[gnu::always_inline]] bool scale_exactly(std::size_t end, std::size_t n, double scale) noexcept {
-    if (scale == 1.0) return true;
-    if (n == 1 && scale != -1.0) {
+    if (__builtin_constant_p(scale == 1.0) && scale == 1.0) return true;
+    if (n == 1) {
       double* p = ops_.partials() + (end - 1);
       const double q = *p * scale;
+      const double m = std::abs(q);
+      if (m >= std::numeric_limits<double>::min() && m <= std::numeric_limits<double>::max())
+          [[likely]] {
+        *p = q;
+        return true;
+      }
+      if (scale == 1.0 || scale == -1.0) {
+        *p = q;  // exact: q is p or -p
+        return true;
+      }
       if (!std::isfinite(scale) || !exact_product(*p, q, scale)) return false;
       *p = q;
       return true;
     }
+    if (scale == 1.0) return true;
     if (n > kFuseScaleLimit || !scales_exactly(end, n, scale)) return false;
     scale_statement(end, n, scale);
     return true;

@@ -4,9 +4,13 @@
 // changes a value or a gradient, and never touches a statement someone else can still see.
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <span>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -215,6 +219,60 @@ TEST_CASE("fusion never makes a partial overflow or underflow where the unfused 
   const Var z = 1.0;
   const Var g = 1e200 * (1e-200 * (1e-200 * z));  // 1e-200 * 1e-200 would underflow to 0
   CHECK(tg::gradient(g, z)[0] == Approx(1e-200).epsilon(1e-14));
+}
+
+// A primitive of one input whose derivative is a number chosen at run time.
+struct ScaledBy {
+  static constexpr std::string_view name = "scaled_by";
+  double k;
+  double value(double a) const { return a; }
+  double derivative(double, double) const { return k; }
+};
+
+TEST_CASE("fusing into a one-operand statement at the edges of the double range is exact",
+          "[autodiff][fusion]") {
+  // Statement t = p * x, then g(t) with g' = k: fused, t's partial becomes p * k. The fusion must
+  // happen exactly when that product is what the unfused sweep computes (a finite product in the
+  // normal range, an exact 0, or a sign change), and the gradient must be the unfused one, bit
+  // for bit (or NaN in both).
+  constexpr double kMin = std::numeric_limits<double>::min();
+  constexpr double kTiny = std::numeric_limits<double>::denorm_min();
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+  struct Case {
+    double p, k;
+    bool fused;
+  };
+  const std::vector<Case> cases = {
+      {3.0, 0.5, true},      {-2.0, 1e-3, true},   {kMin, 1.0, true},      {2 * kMin, 0.5, true},
+      {kTiny, 1.0, true},    {kTiny, -1.0, true},  {0.0, 5.0, true},       {-0.0, -1.0, true},
+      {2.0, 0.0, true},      {2.0, -0.0, true},    {kMin, 0.5, false},     {1e-300, 1e-10, false},
+      {1e300, 1e10, false},  {-1e300, 1e10, false}, {0.0, kInf, false},    {2.0, kInf, false},
+      {2.0, kNaN, false},    {kTiny, 2.0, false},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.p, c.k);
+    const auto run = [&](bool fuse, std::size_t& n_statements) {
+      tg::Tape tape;
+      tg::TapeScope active(tape);
+      const Var x = 1.0;
+      Var t = c.p * x;
+      const std::size_t before = statements(tape);
+      const Var f = fuse ? tg::apply(ScaledBy{c.k}, std::move(t)) : tg::apply(ScaledBy{c.k}, t);
+      n_statements = statements(tape) - before;
+      return tg::gradient(f, x)[0];
+    };
+    std::size_t fused_count = 0, unfused_count = 0;
+    const double with = run(true, fused_count);
+    const double without = run(false, unfused_count);
+    CHECK(unfused_count == 1);
+    CHECK(fused_count == (c.fused ? 0 : 1));
+    if (std::isnan(without)) {
+      CHECK(std::isnan(with));
+    } else {
+      CHECK(std::bit_cast<std::uint64_t>(with) == std::bit_cast<std::uint64_t>(without));
+    }
+  }
 }
 
 TEST_CASE("a Var swept by backward() is not fused into afterwards", "[autodiff][fusion]") {
