@@ -221,6 +221,7 @@ TEST_CASE("fusion never makes a partial overflow or underflow where the unfused 
   CHECK(tg::gradient(g, z)[0] == Approx(1e-200).epsilon(1e-14));
 }
 
+namespace {
 // A primitive of one input whose derivative is a number chosen at run time.
 struct ScaledBy {
   static constexpr std::string_view name = "scaled_by";
@@ -228,6 +229,7 @@ struct ScaledBy {
   double value(double a) const { return a; }
   double derivative(double, double) const { return k; }
 };
+}  // namespace
 
 TEST_CASE("fusing into a one-operand statement at the edges of the double range is exact",
           "[autodiff][fusion]") {
