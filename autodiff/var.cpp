@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <fmt/format.h>
+#include <ostream>
 
 namespace tg {
 
@@ -177,5 +178,7 @@ Jacobian jacobian(std::span<const Var> outputs, std::span<const Var> inputs) {
   }
   return j;
 }
+
+std::ostream& operator<<(std::ostream& os, const Var& v) { return os << v.value(); }
 
 }  // namespace tg

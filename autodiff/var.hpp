@@ -8,11 +8,14 @@
 #include <autodiff/rules.hpp>
 #include <autodiff/tape.hpp>
 
+#include <fmt/core.h>
+
 #include <array>
 #include <bit>
 #include <concepts>
 #include <cstddef>
 #include <cstring>
+#include <iosfwd>
 #include <limits>
 #include <span>
 #include <type_traits>
@@ -623,4 +626,17 @@ struct Jacobian {
 };
 Jacobian jacobian(std::span<const Var> outputs, std::span<const Var> inputs);
 
+// ---- Printing ---------------------------------------------------------------------------------
+
+/// Writes the value, as `os << v.value()` does (the stream's own format flags apply).
+std::ostream& operator<<(std::ostream& os, const Var& v);
+
 }  // namespace tg
+
+/// Formats a Var as its value, with every format spec of a double: `fmt::format("{:.3f}", x)`.
+template <>
+struct fmt::formatter<tg::Var> : fmt::formatter<double> {
+  auto format(const tg::Var& v, fmt::format_context& ctx) const {
+    return fmt::formatter<double>::format(v.value(), ctx);
+  }
+};

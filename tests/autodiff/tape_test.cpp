@@ -4,8 +4,11 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <fmt/format.h>
+#include <iomanip>
 #include <limits>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -384,6 +387,22 @@ TEST_CASE("comparing a Var with a plain number records nothing", "[autodiff][tap
   REQUIRE(x != 3.0);
   REQUIRE(x <= 2.0);
   REQUIRE_FALSE(x < 1.5);
+  REQUIRE(tape.size() == recorded);
+}
+
+TEST_CASE("a Var prints as its value, with fmt's format specs or a stream's flags, recording nothing",
+          "[autodiff][tape]") {
+  tg::Tape tape;
+  tg::TapeScope active(tape);
+  const Var x = 2.5;
+  const Var y = x * 3.0;
+  const std::size_t recorded = tape.size();
+  REQUIRE(fmt::format("{}", y) == "7.5");
+  REQUIRE(fmt::format("{:.3f} {:>6}", y, x) == "7.500    2.5");
+  REQUIRE(fmt::format("{}", Var::constant(-0.25)) == "-0.25");
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(2) << y << ' ' << x;
+  REQUIRE(os.str() == "7.50 2.50");
   REQUIRE(tape.size() == recorded);
 }
 
