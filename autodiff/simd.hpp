@@ -1,10 +1,13 @@
 // Instruction sets chosen at run time: a loop written once, as a lambda marked always_inline, is
 // compiled for the baseline x86-64 and again inside functions with the AVX2+FMA and AVX-512 target
 // attributes; run_kernel runs the widest one the CPU has (and TAPEGRAD_SIMD allows). The tensor
-// kernels (tensor_ops.hpp) and tg::gradient's check of its inputs (var.cpp) run through it.
+// kernels (tensor_ops.hpp), tg::gradient's check of its inputs (var.cpp) and the sweep's scatter
+// of a long statement (tape.cpp) run through it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 namespace tg::detail {
 
@@ -49,6 +52,31 @@ inline void run_kernel(std::int64_t n, const K& kernel) {
   }
 #endif
   kernel();
+}
+
+/// The same for a kernel written with GCC's vector types, which takes the width of the widest
+/// vectors the instruction set it is compiled for has, in bytes: kernel(std::integral_constant<
+/// std::size_t, W>{}) with W = 16 (baseline SSE2), 32 (AVX2) or 64 (AVX-512).
+template <class K>
+inline void run_kernel_sized(std::int64_t n, const K& kernel) {
+#if TAPEGRAD_SIMD_DISPATCH
+  if (n >= kDispatchMin) {
+    switch (simd_level()) {
+      case SimdLevel::avx512:
+        run_avx512([&]() __attribute__((always_inline)) {
+          kernel(std::integral_constant<std::size_t, 64>{});
+        });
+        return;
+      case SimdLevel::avx2:
+        run_avx2([&]() __attribute__((always_inline)) {
+          kernel(std::integral_constant<std::size_t, 32>{});
+        });
+        return;
+      case SimdLevel::baseline: break;
+    }
+  }
+#endif
+  kernel(std::integral_constant<std::size_t, 16>{});
 }
 
 }  // namespace tg::detail

@@ -1,5 +1,7 @@
 #include <autodiff/tape.hpp>
 
+#include <autodiff/simd.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -176,11 +178,88 @@ TapeStats Tape::stats() const noexcept {
 }
 
 namespace {
-// adj[ops[k]] += d[k] * a for the n operands of one statement.
+// GCC vector types W bytes wide: the widths of simd.hpp's run_kernel_sized.
+template <std::size_t W>
+struct Lanes;
+template <>
+struct Lanes<16> {
+  using F64 = double __attribute__((vector_size(16)));
+  using U32 = std::uint32_t __attribute__((vector_size(16)));
+};
+template <>
+struct Lanes<32> {
+  using F64 = double __attribute__((vector_size(32)));
+  using U32 = std::uint32_t __attribute__((vector_size(32)));
+};
+template <>
+struct Lanes<64> {
+  using F64 = double __attribute__((vector_size(64)));
+  using U32 = std::uint32_t __attribute__((vector_size(64)));
+};
+
+constexpr std::size_t kRun = 16;  // operands per block of scatter()
+
+// Whether the kRun indices at o are first, first + 1, ..., first + kRun - 1.
+template <std::size_t W>
+[[gnu::always_inline]] inline bool consecutive(const detail::OperandIndex* o, std::uint32_t first) {
+  using U32 = typename Lanes<W>::U32;
+  constexpr std::size_t lanes = W / sizeof(std::uint32_t);
+  U32 iota;
+  for (std::size_t j = 0; j != lanes; ++j) iota[j] = static_cast<std::uint32_t>(j);
+  U32 gap{};
+  for (std::size_t j = 0; j != kRun; j += lanes) {
+    U32 v;
+    std::memcpy(&v, o + j, W);
+    gap |= v ^ (iota + (first + static_cast<std::uint32_t>(j)));
+  }
+  std::uint64_t words[W / sizeof(std::uint64_t)];
+  std::memcpy(words, &gap, W);
+  std::uint64_t any = 0;
+  for (const std::uint64_t w : words) any |= w;
+  return any == 0;
+}
+
+// t[j] += d[j] * a for the kRun operands of a block whose indices run consecutively from t: no two
+// are the same variable, so this goes a vector at a time.
+template <std::size_t W>
+[[gnu::always_inline]] inline void add_run(double* t, const double* d, double a) {
+  using F64 = typename Lanes<W>::F64;
+  for (std::size_t j = 0; j != kRun; j += W / sizeof(double)) {
+    F64 x;
+    F64 y;
+    std::memcpy(&x, t + j, W);
+    std::memcpy(&y, d + j, W);
+    x += y * a;
+    std::memcpy(t + j, &x, W);
+  }
+}
+
+// adj[ops[k]] += d[k] * a for the n operands of one statement (a long one: a sum).
+//
+// A sum over inputs recorded together (tg::inputs, then sum_i f(x_i)) has operands whose indices
+// run consecutively. So the operands go in blocks of kRun: a block whose indices are i, i + 1, ...
+// is one contiguous multiply-add, in vectors (wider ones through run_kernel_sized), any other block
+// one operand at a time. Each adjoint gets the same multiply, then the same add, in the same order,
+// either way: the same result bit for bit (tape.cpp is compiled with -ffp-contract=off, so that no
+// instruction set fuses them into one rounding).
 [[gnu::noinline]] void scatter(double* adj, const detail::OperandIndex* ops, const double* d,
                                std::size_t n, double a) {
-#pragma GCC unroll 4
-  for (std::size_t k = 0; k != n; ++k) adj[static_cast<std::size_t>(ops[k])] += d[k] * a;
+  const auto kernel = [=](auto width) __attribute__((always_inline)) {
+    constexpr std::size_t W = decltype(width)::value;
+    std::size_t k = 0;
+    for (; k + kRun <= n; k += kRun) {
+      const auto first = static_cast<std::uint32_t>(ops[k]);
+      if (consecutive<W>(ops + k, first)) {
+        add_run<W>(adj + first, d + k, a);
+      } else {
+        for (std::size_t j = k; j != k + kRun; ++j) {
+          adj[static_cast<std::size_t>(ops[j])] += d[j] * a;
+        }
+      }
+    }
+    for (; k != n; ++k) adj[static_cast<std::size_t>(ops[k])] += d[k] * a;
+  };
+  detail::run_kernel_sized(static_cast<std::int64_t>(n), kernel);
 }
 }  // namespace
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <fmt/format.h>
 #include <ostream>
 
@@ -111,6 +112,7 @@ namespace {
 struct InputScan {
   std::uint32_t stale;  // nonzero if some recorded input is not of this recording
   Index low;            // the lowest input index - 1, at most the initial value
+  std::uint32_t gap;    // zero if the inputs' indices run consecutively (tg::inputs' Vars)
 };
 
 // tg::gradient's check of its inputs, one pass without branches: a constant (index 0, epoch 0)
@@ -119,17 +121,22 @@ struct InputScan {
 // inputs there, 2.7 as compiled for AVX2 and 1.7 for AVX-512 (docs/benchmarks.md), hence
 // run_kernel.
 InputScan scan_inputs(std::span<const Var> xs, std::uint32_t epoch, Index low) {
-  InputScan scan{0, low};
+  InputScan scan{0, low, 0};
+  if (xs.empty()) return scan;
+  const Index first = xs[0].index();
   detail::run_kernel(static_cast<std::int64_t>(xs.size()), [&]() __attribute__((always_inline)) {
     // Locals, not the captured references: stores through those might alias the inputs.
     std::uint32_t stale = 0;
     Index lowest = low;
-    for (const Var& x : xs) {
+    std::uint32_t gap = 0;
+    for (std::size_t k = 0; k < xs.size(); ++k) {
+      const Var& x = xs[k];
       const Index i = x.index();
       stale |= (x.epoch() ^ epoch) & (0u - static_cast<std::uint32_t>(i != 0));
       lowest = std::min(lowest, i - 1);
+      gap |= i ^ (first + static_cast<Index>(k));
     }
-    scan = {stale, lowest};
+    scan = {stale, lowest, gap};
   });
   return scan;
 }
@@ -142,10 +149,11 @@ void gradient(const Var& f, std::span<const Var> xs, std::span<double> out) {
   }
   Tape& t = active_tape();
   if (!f.is_constant()) t.check_epoch(f.epoch(), "gradient (output)");
-  // One pass checks the inputs (also for a constant f) and finds the lowest, where the sweep may
-  // stop; a second reads the adjoints. Both without branches: a constant reads adjoint 0, the
-  // constant sink, which the sweep leaves at 0; so does an input recorded after f.
-  const auto [stale, low] = scan_inputs(xs, t.epoch(), f.index() - 1);
+  // One pass checks the inputs (also for a constant f), finds the lowest, where the sweep may
+  // stop, and whether their indices run consecutively; a second reads the adjoints, as one copy if
+  // they do. Both without branches: a constant reads adjoint 0, the constant sink, which the sweep
+  // leaves at 0; so does an input recorded after f.
+  const auto [stale, low, gap] = scan_inputs(xs, t.epoch(), f.index() - 1);
   if (stale != 0) {
     for (const Var& x : xs) {
       if (!x.is_constant()) t.check_epoch(x.epoch(), "gradient (input)");
@@ -158,6 +166,16 @@ void gradient(const Var& f, std::span<const Var> xs, std::span<double> out) {
   t.sweep(f.index(), 1.0, low + 1);
   const Index last = f.index();
   const double* adj = t.adjoints();
+  if (gap == 0 && !xs.empty()) {
+    // Consecutive indices, first .. first + n - 1 (the Vars of tg::inputs): one copy, and 0 for
+    // those recorded after f, which have no adjoint.
+    const std::size_t first = xs[0].index();
+    const std::size_t reached =
+        first <= last ? std::min(xs.size(), std::size_t{last} + 1 - first) : 0;
+    std::memcpy(out.data(), adj + first, reached * sizeof(double));
+    std::fill(out.begin() + static_cast<std::ptrdiff_t>(reached), out.end(), 0.0);
+    return;
+  }
 #pragma GCC unroll 4
   for (std::size_t k = 0; k < xs.size(); ++k) {
     const Index i = xs[k].index();

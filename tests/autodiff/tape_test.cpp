@@ -4,10 +4,12 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdint>
 #include <fmt/format.h>
 #include <iomanip>
 #include <limits>
 #include <memory>
+#include <span>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -202,6 +204,68 @@ TEST_CASE("the sweep adds every contribution as the plain loop does: the same ad
   }
 }
 
+TEST_CASE("long statements whose operands run consecutively get the same adjoints bit for bit at "
+          "every instruction set",
+          "[autodiff][tape]") {
+  // The sweep scatters a long statement's operands in blocks of 16, a block whose indices run
+  // consecutively as vectors (tape.cpp, scatter). Statements of 87 to 1,000 operands (above and
+  // below the dispatch threshold) made of runs of consecutive inputs of every length, an operand
+  // twice, a run again, a run backwards and single operands, so that blocks of every kind meet.
+  for (const tg::detail::SimdLevel level : tgtest::simd_levels()) {
+    const tgtest::SimdLevelScope use(level);
+    INFO("simd level " << static_cast<int>(level));
+    std::uint64_t state = 7;
+    auto next = [&state](std::uint64_t bound) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      return (state >> 33) % bound;
+    };
+    tg::Tape tape;
+    RandomRecording r;
+    r.statements.resize(1);
+    constexpr tg::Index kInputs = 3000;
+    for (tg::Index i = 1; i <= kInputs; ++i) {
+      REQUIRE(tape.push_input() == i);
+      r.statements.emplace_back();
+    }
+    for (const std::size_t length : {87u, 300u, 1000u, 257u, 643u}) {
+      const auto s = static_cast<tg::Index>(r.statements.size());
+      RandomRecording::Statement st;
+      st.operands.push_back(s - 1);  // the statement below, so that the sweep reaches every one
+      while (st.operands.size() < length) {
+        const std::uint64_t kind = next(6);
+        const auto start = static_cast<tg::Index>(1 + next(kInputs - 64));
+        const auto run = static_cast<tg::Index>(1 + next(40));
+        if (kind < 3) {
+          for (tg::Index j = 0; j < run; ++j) st.operands.push_back(start + j);
+        } else if (kind == 3) {
+          for (tg::Index j = run; j-- > 0;) st.operands.push_back(start + j);
+        } else if (kind == 4) {
+          st.operands.push_back(st.operands.back());
+        } else {
+          st.operands.push_back(start);
+        }
+      }
+      st.operands.resize(length);
+      for (std::size_t k = 0; k < length; ++k) {
+        // The first partial, not a power of 2, makes the adjoints of the statements below the top
+        // ones whose products with the partials round: a multiply-add fused into one rounding
+        // would then differ.
+        st.partials.push_back(k == 0 ? 0.7 : static_cast<double>(next(2001)) / 1000.0 - 1.0);
+      }
+      REQUIRE(tape.push(st.operands, st.partials) == s);
+      r.statements.push_back(std::move(st));
+    }
+    const auto top = static_cast<tg::Index>(r.statements.size() - 1);
+    tape.sweep(top);
+    const std::vector<double> expected = r.sweep(top, 0);
+    std::size_t mismatches = 0;
+    for (tg::Index i = 0; i <= top; ++i) {
+      if (tape.adjoint(i) != expected[i]) ++mismatches;
+    }
+    REQUIRE(mismatches == 0);
+  }
+}
+
 // ---- Jacobians and chosen inputs ----------------------------------------------------------------
 
 TEST_CASE("jacobian of three outputs matches the hand-derived matrix, without re-recording",
@@ -268,6 +332,53 @@ TEST_CASE("gradient checks its inputs and finds where to stop at every instructi
     for (const Var& y : ys) h += y;
     ys[700] = stale;
     REQUIRE_THROWS_AS(tg::gradient(h, ys), tg::TapeError);
+  }
+}
+
+TEST_CASE("gradient reads inputs recorded together in one copy, as it reads any others",
+          "[autodiff][tape]") {
+  // Inputs whose indices run consecutively (tg::inputs) have their gradients copied as one block:
+  // the same values as input by input, 0 for those recorded after the output, at every
+  // instruction set (the check pass that finds them runs through simd.hpp).
+  for (const tg::detail::SimdLevel level : tgtest::simd_levels()) {
+    const tgtest::SimdLevelScope use(level);
+    INFO("simd level " << static_cast<int>(level));
+    tg::Tape tape;
+    tg::TapeScope active(tape);
+    std::vector<double> values(1001);
+    for (std::size_t k = 0; k < values.size(); ++k) {
+      values[k] = 0.5 + 0.001 * static_cast<double>(k);
+    }
+    // A constant first, then the inputs: on a new tape the first input is variable 1, so the
+    // indices run 0, 1, 2, ... and the constant reads the sink's adjoint, 0.
+    std::vector<Var> xs{Var::constant(2.0)};
+    const std::vector<Var> recorded = tg::inputs(values);
+    xs.insert(xs.end(), recorded.begin(), recorded.end());
+    Var f = 0.0;
+    for (std::size_t k = 0; k < xs.size(); ++k) f += static_cast<double>(k % 7) * xs[k] * xs[k];
+    const std::vector<double> g = tg::gradient(f, xs);
+    // The same inputs in another order take the input-by-input path.
+    std::vector<Var> reversed(xs.rbegin(), xs.rend());
+    const std::vector<double> g_reversed = tg::gradient(f, reversed);
+    REQUIRE(g.size() == xs.size());
+    for (std::size_t k = 0; k < xs.size(); ++k) {
+      const double want = 2.0 * static_cast<double>(k % 7) * xs[k].value();
+      if (g[k] != (k == 0 ? 0.0 : want) || g_reversed[xs.size() - 1 - k] != g[k]) {
+        FAIL("input " << k << ": " << g[k] << " and " << g_reversed[xs.size() - 1 - k]);
+      }
+    }
+
+    // The output is one of the inputs: those above it have no adjoint and get 0.
+    const std::vector<double> g_mid = tg::gradient(xs[600], xs);
+    for (std::size_t k = 0; k < xs.size(); ++k) {
+      if (g_mid[k] != (k == 600 ? 1.0 : 0.0)) FAIL("input " << k << ": " << g_mid[k]);
+    }
+    // All of them recorded after the output.
+    const Var early = xs[3] * 2.0;
+    const std::vector<Var> later = tg::inputs(values);
+    const std::vector<double> g_later = tg::gradient(early, later);
+    REQUIRE(g_later == std::vector<double>(values.size(), 0.0));
+    REQUIRE(tg::gradient(f, std::span<const Var>{}).empty());
   }
 }
 
