@@ -321,7 +321,7 @@ std::size_t Tape::sweep_statements(Index from, Index down_to, std::size_t end) {
         v1 = adj[h1];
         v2 = adj[h2];
       } else {
-        for (std::size_t k = b; k != e; ++k) {
+        const auto add = [&](std::size_t k) __attribute__((always_inline)) {
           const auto j = static_cast<std::size_t>(ops[k]);
           const double c = d[k] * a;
           if (j == s - 1) {
@@ -339,6 +339,15 @@ std::size_t Tape::sweep_statements(Index from, Index down_to, std::size_t end) {
             h1 = j;
             v1 = adj[j] + c;
           }
+        };
+        // The n operands in order, b = e - n up to e - 1, without a loop's counter and test.
+        static_assert(kShort == 4);
+        switch (n) {
+          case 4: add(e - 4); [[fallthrough]];
+          case 3: add(e - 3); [[fallthrough]];
+          case 2: add(e - 2); [[fallthrough]];
+          case 1: add(e - 1); [[fallthrough]];
+          default: break;
         }
       }
       e = b;
